@@ -1,0 +1,62 @@
+# Sextant configuration for a standalone server, setting every key to its
+# default. The same settings are in standalone.hcl and standalone.yaml.
+#
+# Precedence, lowest first: built-in defaults, this file, environment
+# variables, flags. Every key has a variable: SEXTANT_ and the key path in
+# upper case with dots as underscores, e.g. push.retry_delay is
+# SEXTANT_PUSH_RETRY_DELAY. Durations are strings such as "500ms" or "5s".
+
+# HTTP port (Nacos open API and console). Clients of the Nacos 2.x SDK also
+# connect to gRPC on remote.grpc_port, by default this port + 1000.
+port = 8848
+
+# Directory for persistent state, relative to the working directory.
+data_dir = "data"
+
+log {
+  # trace, debug, info, warn or error.
+  level = "info"
+
+  # Write JSON lines instead of text.
+  json = false
+}
+
+remote {
+  # Client gRPC port; 0 means port + 1000 (9848), which the Nacos SDK assumes.
+  grpc_port = 0
+
+  # Largest gRPC message accepted, in bytes (at least 65536).
+  max_message_size = 10485760
+
+  # A connection silent this long is probed with a ClientDetectionRequest...
+  idle_timeout = "20s"
+
+  # ...idle connections are looked for this often...
+  detect_interval = "3s"
+
+  # ...and one whose probe is unanswered this long is dropped.
+  detect_timeout = "5s"
+}
+
+push {
+  # Changes to a service within this window are merged into one push;
+  # "0s" pushes every change at once.
+  delay = "500ms"
+
+  # How long a push waits for the client's ack.
+  timeout = "5s"
+
+  # Wait before a failed push is retried.
+  retry_delay = "1s"
+}
+
+naming {
+  # Longest service or group name accepted.
+  max_name_length = 512
+
+  # Largest instance metadata accepted: the sum of its keys' and values' bytes.
+  max_metadata_bytes = 16384
+
+  # Most instances in one batch register.
+  max_batch_size = 1000
+}
