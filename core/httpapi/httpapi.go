@@ -1,0 +1,88 @@
+// Package httpapi serves the HTTP port: the Nacos health endpoints and
+// Prometheus metrics.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Config configures a Server.
+type Config struct {
+	Addr     string      // listen address, e.g. ":8848"
+	Ready    func() bool // whether the server is ready to serve clients
+	Gatherer prometheus.Gatherer
+	Logger   hclog.Logger
+}
+
+// Server is the HTTP endpoint.
+type Server struct {
+	cfg  Config
+	http *http.Server
+	lis  net.Listener
+	wg   sync.WaitGroup
+}
+
+// New returns a server that is not listening yet.
+func New(cfg Config) *Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /nacos/v1/console/health/liveness", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("OK"))
+	})
+	mux.HandleFunc("GET /nacos/v1/console/health/readiness", func(w http.ResponseWriter, _ *http.Request) {
+		if !cfg.Ready() {
+			http.Error(w, "server is not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("OK"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	return &Server{
+		cfg: cfg,
+		http: &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          cfg.Logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		},
+	}
+}
+
+// Start listens and serves.
+func (s *Server) Start(context.Context) error {
+	lis, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("HTTP listener: %w", err)
+	}
+	s.lis = lis
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+			s.cfg.Logger.Error("HTTP server stopped", "error", err)
+		}
+	}()
+	s.cfg.Logger.Info("HTTP listening", "addr", lis.Addr().String())
+	return nil
+}
+
+// Addr is the address the server listens on (after Start).
+func (s *Server) Addr() net.Addr { return s.lis.Addr() }
+
+// Stop finishes the requests in progress (until ctx is done) and stops.
+func (s *Server) Stop(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(err, s.http.Close())
+	}
+	s.wg.Wait()
+	return err
+}

@@ -1,0 +1,178 @@
+// Package push turns changes of services into pushes to their subscribers.
+//
+// A change becomes a delayed task keyed by service; changes inside the merge
+// window collapse into one. When due, an execute task (run in order per
+// service) reads the service's subscribers once, groups them by the view they
+// asked for, and hands each group to the executor as one batch with data
+// encoded once. Targets that fail come back as a task of their own after the
+// retry delay, and then get the data current at that time.
+package push
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sextantd/sextant/core/engine"
+	"github.com/sextantd/sextant/core/naming"
+	"github.com/sextantd/sextant/core/notify"
+	sdkpush "github.com/sextantd/sextant/sdk/push"
+)
+
+// Config configures a Pusher.
+type Config struct {
+	Registry *naming.Registry
+	Bus      *notify.Bus
+	// Executor delivers to subscribers on gRPC connections.
+	Executor   sdkpush.Executor
+	Delay      time.Duration // merge window
+	Timeout    time.Duration // how long a batch may wait for acknowledgements
+	RetryDelay time.Duration
+	Logger     hclog.Logger
+	Metrics    prometheus.Registerer
+}
+
+// Pusher pushes service changes to subscribers.
+type Pusher struct {
+	cfg     Config
+	log     hclog.Logger
+	delay   *engine.DelayEngine[naming.Service, task]
+	exec    *engine.ExecuteEngine
+	metrics *metrics
+
+	// deliveries are the batches waiting for their acknowledgements.
+	deliveries sync.WaitGroup
+	ctx        context.Context
+	cancel     context.CancelFunc
+}
+
+// task says whom to push a service to: every subscriber, or some clients.
+type task struct {
+	all     bool
+	clients map[string]struct{}
+}
+
+func mergeTasks(pending, incoming task) task {
+	if pending.all || incoming.all {
+		return task{all: true}
+	}
+	for id := range incoming.clients {
+		pending.clients[id] = struct{}{}
+	}
+	return pending
+}
+
+// New returns a Pusher subscribed to the registry's events on cfg.Bus; call it
+// before the bus starts.
+func New(cfg Config) (*Pusher, error) {
+	p := &Pusher{cfg: cfg, log: cfg.Logger}
+	p.delay = engine.NewDelayEngine(engine.DelayConfig[naming.Service, task]{
+		Name:       "push",
+		Merge:      mergeTasks,
+		Process:    p.dispatch,
+		RetryDelay: cfg.RetryDelay,
+		Logger:     cfg.Logger.Named("delay"),
+	})
+	p.exec = engine.NewExecuteEngine(engine.ExecuteConfig{
+		Name:   "push",
+		Logger: cfg.Logger.Named("execute"),
+	})
+	p.metrics = newMetrics(cfg.Metrics, p.delay.Len, p.exec.QueueDepth)
+	if err := notify.Subscribe(cfg.Bus, "push", func(e naming.ServiceChanged) {
+		p.delay.Add(e.Service, task{all: true}, cfg.Delay)
+	}); err != nil {
+		return nil, err
+	}
+	if err := notify.Subscribe(cfg.Bus, "push", func(e naming.ServiceSubscribed) {
+		p.delay.Add(e.Service, task{clients: map[string]struct{}{e.ClientID: {}}}, cfg.Delay)
+	}); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Start starts the engines.
+func (p *Pusher) Start(ctx context.Context) error {
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	if err := p.exec.Start(ctx); err != nil {
+		return err
+	}
+	return p.delay.Start(ctx)
+}
+
+// Stop stops taking new work, abandons the pushes in flight and waits for
+// every goroutine to end.
+func (p *Pusher) Stop(ctx context.Context) error {
+	err := p.delay.Stop(ctx)
+	p.cancel()
+	if e := p.exec.Stop(ctx); err == nil {
+		err = e
+	}
+	p.deliveries.Wait()
+	return err
+}
+
+// dispatch hands a due task to the execute engine, in order per service.
+func (p *Pusher) dispatch(ctx context.Context, svc naming.Service, t task) error {
+	return p.exec.Submit(ctx, svc.String(), func(context.Context) { p.execute(svc, t) })
+}
+
+// execute reads the service's subscribers once and starts one batch per view.
+func (p *Pusher) execute(svc naming.Service, t task) {
+	var only map[string]struct{}
+	if !t.all {
+		only = t.clients
+	}
+	subs := p.cfg.Registry.Subscribers(svc, only)
+	byView := make(map[string][]sdkpush.Target)
+	for _, s := range subs {
+		byView[s.Clusters] = append(byView[s.Clusters], sdkpush.Target{ClientID: s.ClientID, ConnectionID: s.ClientID})
+	}
+	for clusters, targets := range byView {
+		b := sdkpush.Batch{
+			Service:     sdkpush.Service{Namespace: svc.Namespace, Group: svc.Group, Name: svc.Name},
+			Clusters:    clusters,
+			ServiceInfo: p.cfg.Registry.View(svc, naming.ViewFilter{Clusters: clusters}),
+			Targets:     targets,
+		}
+		p.deliveries.Add(1)
+		go func() {
+			defer p.deliveries.Done()
+			p.deliver(svc, b)
+		}()
+	}
+}
+
+// deliver pushes one batch and schedules a retry for the targets that failed.
+func (p *Pusher) deliver(svc naming.Service, b sdkpush.Batch) {
+	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.Timeout)
+	defer cancel()
+	start := time.Now()
+	errs := p.cfg.Executor.Push(ctx, b)
+	p.metrics.batchSeconds.Observe(time.Since(start).Seconds())
+	var retry map[string]struct{}
+	for i, t := range b.Targets {
+		var err error
+		if i < len(errs) {
+			err = errs[i]
+		} else {
+			err = errMissingResult
+		}
+		if err == nil {
+			p.metrics.ok.Inc()
+			continue
+		}
+		p.metrics.failed.Inc()
+		p.log.Debug("push failed; will retry", "service", svc.String(), "client", t.ClientID, "error", err)
+		if retry == nil {
+			retry = make(map[string]struct{})
+		}
+		retry[t.ClientID] = struct{}{}
+	}
+	if retry != nil && p.ctx.Err() == nil {
+		p.delay.Add(svc, task{clients: retry}, p.cfg.RetryDelay)
+	}
+}

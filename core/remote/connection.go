@@ -1,0 +1,193 @@
+package remote
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/sextantd/sextant/proto/nacos"
+)
+
+// outboundQueue is how many server requests may wait to be written to one
+// connection; beyond it, sends to that connection fail fast rather than stall
+// the pushes to everyone else.
+const outboundQueue = 256
+
+var (
+	errConnectionClosed = errors.New("connection closed")
+	errSendQueueFull    = errors.New("connection send queue full")
+)
+
+// conn is one client connection with its bi-directional stream set up.
+type conn struct {
+	id     string
+	addr   string // the client's ip:port, as the listener knows it
+	out    chan *nacos.Payload
+	done   chan struct{}
+	closed sync.Once
+
+	lastActive atomic.Int64 // unix nanoseconds of the last message from the client
+	probing    atomic.Bool  // a ClientDetectionRequest is outstanding
+
+	mu      sync.Mutex
+	pending map[string]*pendingRequest // by requestId
+}
+
+type pendingRequest struct {
+	typ    string
+	sentAt time.Time
+	// latency is set before result receives an answer from the client.
+	latency time.Duration
+	result  chan error // buffered; receives exactly once
+}
+
+func newConn(id, addr string, now time.Time) *conn {
+	c := &conn{
+		id:      id,
+		addr:    addr,
+		out:     make(chan *nacos.Payload, outboundQueue),
+		done:    make(chan struct{}),
+		pending: make(map[string]*pendingRequest),
+	}
+	c.touch(now)
+	return c
+}
+
+func (c *conn) touch(now time.Time) { c.lastActive.Store(now.UnixNano()) }
+
+func (c *conn) idleSince() time.Time { return time.Unix(0, c.lastActive.Load()) }
+
+// send queues p, a request with the given id, and returns where its answer will
+// arrive. It never blocks.
+func (c *conn) send(typ, requestID string, p *nacos.Payload, now time.Time) (*pendingRequest, error) {
+	pr := &pendingRequest{typ: typ, sentAt: now, result: make(chan error, 1)}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending == nil {
+		return nil, errConnectionClosed
+	}
+	select {
+	case c.out <- p:
+		c.pending[requestID] = pr
+		return pr, nil
+	default:
+		return nil, errSendQueueFull
+	}
+}
+
+// forget drops a request whose answer is no longer awaited.
+func (c *conn) forget(requestID string) {
+	c.mu.Lock()
+	delete(c.pending, requestID)
+	c.mu.Unlock()
+}
+
+// answer delivers a client's answer to the request it names; it returns the
+// request (nil if none was pending).
+func (c *conn) answer(body []byte) (*pendingRequest, error) {
+	var a clientAnswer
+	if err := json.Unmarshal(body, &a); err != nil {
+		return nil, fmt.Errorf("answer could not be parsed: %w", err)
+	}
+	c.mu.Lock()
+	pr := c.pending[a.RequestID]
+	delete(c.pending, a.RequestID)
+	c.mu.Unlock()
+	if pr == nil {
+		return nil, nil
+	}
+	pr.latency = time.Since(pr.sentAt)
+	if a.ResultCode == codeOK {
+		pr.result <- nil
+	} else {
+		pr.result <- fmt.Errorf("client answered %s with result %d, error %d: %s", pr.typ, a.ResultCode, a.ErrorCode, a.Message)
+	}
+	return pr, nil
+}
+
+// close ends the connection once: its stream stops and every pending request
+// fails. It reports whether this call closed it.
+func (c *conn) close() bool {
+	first := false
+	c.closed.Do(func() {
+		first = true
+		close(c.done)
+		c.mu.Lock()
+		pending := c.pending
+		c.pending = nil
+		c.mu.Unlock()
+		for _, pr := range pending {
+			pr.result <- errConnectionClosed
+		}
+	})
+	return first
+}
+
+// serverRequest builds the payload of a server-to-client request.
+func serverRequest(typ string, body []byte, requestID string) (*nacos.Payload, error) {
+	b, err := withRequestID(body, requestID)
+	if err != nil {
+		return nil, err
+	}
+	return &nacos.Payload{
+		Metadata: &nacos.Metadata{Type: typ},
+		Body:     &anypb.Any{Value: b},
+	}, nil
+}
+
+// Request implements push.Connections: it sends one request to many
+// connections — the same payload and requestId to all, so it is built once —
+// and waits for every answer or ctx.
+func (s *Server) Request(ctx context.Context, typ string, body []byte, connectionIDs []string) []error {
+	errs := make([]error, len(connectionIDs))
+	requestID := strconv.FormatUint(s.requestIDs.Add(1), 10)
+	p, err := serverRequest(typ, body, requestID)
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	now := time.Now()
+	waits := make([]*pendingRequest, len(connectionIDs))
+	conns := make([]*conn, len(connectionIDs))
+	for i, id := range connectionIDs {
+		c := s.conn(id)
+		if c == nil {
+			errs[i] = fmt.Errorf("connection %s: %w", id, errConnectionClosed)
+			continue
+		}
+		if waits[i], errs[i] = c.send(typ, requestID, p, now); errs[i] != nil {
+			errs[i] = fmt.Errorf("connection %s: %w", id, errs[i])
+		}
+		conns[i] = c
+	}
+	for i, pr := range waits {
+		if pr == nil {
+			continue
+		}
+		select {
+		case errs[i] = <-pr.result:
+		case <-ctx.Done():
+			select {
+			case errs[i] = <-pr.result:
+			default:
+				conns[i].forget(requestID)
+				errs[i] = fmt.Errorf("connection %s: no answer to %s: %w", conns[i].id, typ, ctx.Err())
+			}
+		}
+		if errs[i] == nil {
+			s.metrics.serverRequestOK(typ, pr.latency) // set by the answer just received
+		} else {
+			s.metrics.serverRequestFailed(typ)
+		}
+	}
+	return errs
+}

@@ -1,0 +1,54 @@
+// Package push is the API of push executors: what delivers a service's data to
+// the subscribers of that service. The server hands an executor batches — one
+// service's encoded data and many targets — and gets back one result per target.
+//
+// This package is public: plugin authors import it and never anything under core/.
+package push
+
+import "context"
+
+// Service names a service the way Nacos clients do.
+type Service struct {
+	Namespace string
+	Group     string
+	Name      string
+}
+
+// Target is one subscriber a batch is delivered to.
+type Target struct {
+	// ClientID is the subscriber's client id in the registry.
+	ClientID string
+	// ConnectionID is the gRPC client connection the subscriber is reached on.
+	ConnectionID string
+}
+
+// Batch is one service's data for many subscribers that asked for the same view of it.
+type Batch struct {
+	Service Service
+	// Clusters is the cluster filter the data was built for, as the subscribers
+	// sent it ("" means every cluster).
+	Clusters string
+	// ServiceInfo is the Nacos ServiceInfo JSON exactly as 2.x clients expect it
+	// in a NotifySubscriberRequest. It is shared by every target: do not modify it.
+	ServiceInfo []byte
+	Targets     []Target
+}
+
+// Executor delivers batches to subscribers.
+type Executor interface {
+	// Push delivers b to every target and returns one error per target, in the
+	// order of b.Targets: nil when the subscriber acknowledged, an error when it
+	// did not (it will be retried). Push returns by ctx's deadline at the latest
+	// and reports failures as errors, never as panics.
+	Push(ctx context.Context, b Batch) []error
+}
+
+// Connections is the host service through which an executor reaches the
+// server's gRPC client connections.
+type Connections interface {
+	// Request sends one server-to-client request — its Nacos class name and its
+	// JSON body without requestId, which the host assigns — to each connection,
+	// and waits for each client's answer or ctx. It returns one error per
+	// connection, in order: nil when the client answered with result code 200.
+	Request(ctx context.Context, requestType string, body []byte, connectionIDs []string) []error
+}
