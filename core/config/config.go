@@ -17,6 +17,7 @@ type Config struct {
 	Remote  Remote `koanf:"remote"`
 	Push    Push   `koanf:"push"`
 	Naming  Naming `koanf:"naming"`
+	Debug   Debug  `koanf:"debug"`
 }
 
 // Log configures the server log.
@@ -46,6 +47,13 @@ type Naming struct {
 	MaxNameLength    int `koanf:"max_name_length"`    // longest service or group name accepted
 	MaxMetadataBytes int `koanf:"max_metadata_bytes"` // largest instance metadata (sum of key and value bytes)
 	MaxBatchSize     int `koanf:"max_batch_size"`     // most instances in one batch register
+}
+
+// Debug configures diagnostics.
+type Debug struct {
+	// Pprof serves Go's profiler under /debug/pprof/ on the HTTP port. Off by
+	// default: profiles expose internals and cost CPU while taken.
+	Pprof bool `koanf:"pprof"`
 }
 
 // grpcPortOffset is how far above the HTTP port the client gRPC port is by

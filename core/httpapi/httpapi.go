@@ -1,5 +1,5 @@
-// Package httpapi serves the HTTP port: the Nacos health endpoints and
-// Prometheus metrics.
+// Package httpapi serves the HTTP port: the Nacos health endpoints,
+// Prometheus metrics and, when enabled, Go's profiler.
 package httpapi
 
 import (
@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ type Config struct {
 	Addr     string      // listen address, e.g. ":8848"
 	Ready    func() bool // whether the server is ready to serve clients
 	Gatherer prometheus.Gatherer
+	Pprof    bool // serve Go's profiler under /debug/pprof/
 	Logger   hclog.Logger
 }
 
@@ -46,6 +48,13 @@ func New(cfg Config) *Server {
 		_, _ = w.Write([]byte("OK"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return &Server{
 		cfg: cfg,
 		http: &http.Server{

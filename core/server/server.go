@@ -97,6 +97,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		Addr:     ":" + strconv.Itoa(cfg.Port),
 		Ready:    s.ready.Load,
 		Gatherer: metrics,
+		Pprof:    cfg.Debug.Pprof,
 		Logger:   log.Named("http"),
 	})
 	s.components = []component{bus, pusher, rs, s.http}

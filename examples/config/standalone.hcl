@@ -60,3 +60,8 @@ naming {
   # Most instances in one batch register.
   max_batch_size = 1000
 }
+
+debug {
+  # Serve Go's profiler under /debug/pprof/ on the HTTP port.
+  pprof = false
+}
