@@ -1,0 +1,195 @@
+package remote
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/sextantd/sextant/core/naming"
+	"github.com/sextantd/sextant/core/notify"
+	"github.com/sextantd/sextant/proto/nacos"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestWithRequestID(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"a":1}`:            `{"requestId":"7","a":1}`,
+		`{}`:                 `{"requestId":"7"}`,
+		" { } ":              `{"requestId":"7"}`,
+		`{ "module":"x" }`:   `{"requestId":"7","module":"x"}`,
+		`{"n":{"deep":[1]}}`: `{"requestId":"7","n":{"deep":[1]}}`,
+	} {
+		got, err := withRequestID([]byte(body), "7")
+		if err != nil || string(got) != want || !json.Valid(got) {
+			t.Errorf("withRequestID(%s) = %s, %v; want %s", body, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "[]", `"x"`, "{"} {
+		if _, err := withRequestID([]byte(bad), "7"); err == nil {
+			t.Errorf("withRequestID(%q) accepted a body that is not an object", bad)
+		}
+	}
+}
+
+// newTestServer returns a server that is not listening; requests are served
+// by calling serveRequest directly.
+func newTestServer(t *testing.T) *Server {
+	t.Helper()
+	registry := naming.NewRegistry(naming.Config{
+		Limits: naming.Limits{MaxNameLength: 100, MaxMetadataBytes: 100, MaxBatchSize: 10},
+		Bus:    notify.New(notify.Config{}),
+	})
+	s := New(Config{MaxMessageSize: 1 << 20, Registry: registry, Logger: hclog.NewNullLogger(), Metrics: prometheus.NewRegistry()})
+	s.SetReady(true)
+	return s
+}
+
+// addConn registers a set-up connection without a network.
+func addConn(t *testing.T, s *Server, id string) *conn {
+	t.Helper()
+	c := newConn(id, "", time.Now())
+	if err := s.register(c, []byte(`{"clientVersion":"test"}`)); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// call serves one unary request as the connection id would send it and
+// returns the response type and decoded body.
+func serve(s *Server, connID, typ, body string) (string, map[string]any) {
+	ctx := context.WithValue(context.Background(), connIDKey{}, connID)
+	p := s.serveRequest(ctx, &nacos.Payload{Metadata: &nacos.Metadata{Type: typ}, Body: &anypb.Any{Value: []byte(body)}})
+	var decoded map[string]any
+	_ = json.Unmarshal(p.GetBody().GetValue(), &decoded)
+	return p.GetMetadata().GetType(), decoded
+}
+
+func TestDispatch(t *testing.T) {
+	s := newTestServer(t)
+	addConn(t, s, "c1")
+	s.handlers["PanicRequest"] = handle[healthCheckRequest]("PanicResponse", func(context.Context, *call, *healthCheckRequest) (response, error) {
+		panic("boom")
+	})
+	const instance = `{"requestId":"9","serviceName":"s","type":"registerInstance","instance":{"ip":"10.0.0.1","port":80,"weight":1,"enabled":true,"ephemeral":true}}`
+
+	tests := []struct {
+		name, conn, typ, body string
+		wantType              string
+		wantCode              float64 // errorCode of an ErrorResponse
+		wantMessage           string
+	}{
+		{"server check", "c9", "ServerCheckRequest", `{}`, "ServerCheckResponse", 0, ""},
+		{"health check", "c1", "HealthCheckRequest", `{"requestId":"1"}`, "HealthCheckResponse", 0, ""},
+		{"register", "c1", "InstanceRequest", instance, "InstanceResponse", 0, ""},
+		{"not set up", "c9", "InstanceRequest", instance, "ErrorResponse", 301, "not registered"},
+		{"unknown type", "c1", "ConfigQueryRequest", `{}`, "ErrorResponse", 302, "ConfigQueryRequest"},
+		{"not JSON", "c1", "InstanceRequest", `{"requestId":`, "ErrorResponse", 502, "could not be parsed"},
+		{"wrong JSON type", "c1", "InstanceRequest", `{"requestId":"3","instance":{"port":"80"}}`, "ErrorResponse", 400, "instance.port"},
+		{"invalid field", "c1", "InstanceRequest", `{"requestId":"4","serviceName":"a@@b"}`, "ErrorResponse", 400, "serviceName"},
+		{"panic", "c1", "PanicRequest", `{"requestId":"5"}`, "ErrorResponse", 500, "internal error"},
+		{"after a panic", "c1", "HealthCheckRequest", `{"requestId":"6"}`, "HealthCheckResponse", 0, ""},
+	}
+	for _, tc := range tests {
+		typ, body := serve(s, tc.conn, tc.typ, tc.body)
+		if typ != tc.wantType {
+			t.Errorf("%s: response type %s (%v), want %s", tc.name, typ, body, tc.wantType)
+			continue
+		}
+		if tc.wantType != "ErrorResponse" {
+			if body["resultCode"] != 200.0 || body["success"] != true {
+				t.Errorf("%s: %v", tc.name, body)
+			}
+			continue
+		}
+		msg, _ := body["message"].(string)
+		if body["resultCode"] != 500.0 || body["errorCode"] != tc.wantCode || !strings.Contains(msg, tc.wantMessage) {
+			t.Errorf("%s: %v, want error %v mentioning %q", tc.name, body, tc.wantCode, tc.wantMessage)
+		}
+	}
+	if _, body := serve(s, "c1", "InstanceRequest", instance); body["requestId"] != "9" {
+		t.Errorf("requestId not echoed: %v", body)
+	}
+	if _, body := serve(s, "c9", "ServerCheckRequest", `{}`); body["connectionId"] != "c9" {
+		t.Errorf("server check: %v", body)
+	}
+
+	s.SetReady(false)
+	if typ, body := serve(s, "c9", "ServerCheckRequest", `{}`); typ != "ErrorResponse" || body["errorCode"] != 300.0 {
+		t.Errorf("a starting server answered %s %v, want error 300", typ, body)
+	}
+}
+
+// answer reads the request queued on c and answers it with resultCode.
+func answer(t *testing.T, c *conn, resultCode int) {
+	t.Helper()
+	p := <-c.out
+	var req struct{ RequestID string }
+	if err := json.Unmarshal(p.GetBody().GetValue(), &req); err != nil || req.RequestID == "" {
+		t.Fatalf("queued request %s: %v", p.GetBody().GetValue(), err)
+	}
+	b, _ := json.Marshal(clientAnswer{RequestID: req.RequestID, ResultCode: resultCode})
+	if _, err := c.answer(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRequestMatchesAnswers(t *testing.T) {
+	s := newTestServer(t)
+	ok, refuses, silent := addConn(t, s, "ok"), addConn(t, s, "refuses"), addConn(t, s, "silent")
+	go answer(t, ok, 200)
+	go answer(t, refuses, 500)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	errs := s.Request(ctx, "NotifySubscriberRequest", []byte(`{"module":"naming"}`), []string{"ok", "refuses", "silent", "gone"})
+	if errs[0] != nil {
+		t.Errorf("answered 200: %v", errs[0])
+	}
+	if errs[1] == nil || !strings.Contains(errs[1].Error(), "result 500") {
+		t.Errorf("answered 500: %v", errs[1])
+	}
+	if !errors.Is(errs[2], context.DeadlineExceeded) {
+		t.Errorf("no answer: %v", errs[2])
+	}
+	if !errors.Is(errs[3], errConnectionClosed) {
+		t.Errorf("unknown connection: %v", errs[3])
+	}
+	silent.mu.Lock()
+	defer silent.mu.Unlock()
+	if len(silent.pending) != 0 {
+		t.Errorf("an abandoned request stays pending: %v", silent.pending)
+	}
+}
+
+func TestRequestFailsFastOnAFullQueue(t *testing.T) {
+	s := newTestServer(t)
+	c := addConn(t, s, "slow")
+	for range outboundQueue {
+		c.out <- &nacos.Payload{}
+	}
+	errs := s.Request(context.Background(), "NotifySubscriberRequest", []byte(`{}`), []string{"slow"})
+	if !errors.Is(errs[0], errSendQueueFull) {
+		t.Fatalf("got %v, want %v", errs[0], errSendQueueFull)
+	}
+}
+
+func TestClosingFailsPendingRequests(t *testing.T) {
+	s := newTestServer(t)
+	c := addConn(t, s, "closing")
+	go func() {
+		<-c.out
+		c.close()
+	}()
+	errs := s.Request(context.Background(), "NotifySubscriberRequest", []byte(`{}`), []string{"closing"})
+	if !errors.Is(errs[0], errConnectionClosed) {
+		t.Fatalf("got %v, want %v", errs[0], errConnectionClosed)
+	}
+}
