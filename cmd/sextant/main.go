@@ -111,6 +111,7 @@ func serve(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger.Info("starting", "version", version)
+	logger.Debug("effective configuration", "config", fmt.Sprintf("%+v", cfg))
 	if err := srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("server failed", "error", err)
 		return 1

@@ -1,0 +1,136 @@
+package main_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sextantd/sextant/cmd/internal/servertest"
+)
+
+func TestMain(m *testing.M) { servertest.Main(m) }
+
+// runBinary runs sextant to completion and returns its exit code and output.
+func runBinary(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(servertest.Binary(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode(), out.String()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0, out.String()
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("sextant %v did not exit:\n%s", args, out.String())
+		return 0, ""
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out := runBinary(t, nil, "version")
+	if code != 0 || !regexp.MustCompile(`^sextant \S+ go\S+ \w+/\w+\n$`).MatchString(out) {
+		t.Fatalf("version: exit %d, %q", code, out)
+	}
+}
+
+// TestBadConfigurationStopsStartup checks each configuration error exits
+// non-zero, names the key and where it came from, and opens no port.
+func TestBadConfigurationStopsStartup(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	unknownKey := write("unknown.hcl", "push {\n  dealy = \"1s\"\n}\n")
+	badDuration := write("duration.yaml", "push:\n  delay: soon\n")
+	wrongType := write("type.yaml", "port: [1]\n")
+	syntax := write("syntax.hcl", "push {\n")
+	port, _, err := servertest.FreePortPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	portFlag := []string{"--port", strconv.Itoa(port)}
+
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want []string // in the error output
+	}{
+		{"unknown key in a file", nil, []string{"--config", unknownKey}, []string{unknownKey, "push.dealy"}},
+		{"bad duration in a file", nil, []string{"--config", badDuration}, []string{badDuration, "push.delay", "soon"}},
+		{"wrong type in a file", nil, []string{"--config", wrongType}, []string{wrongType, "port"}},
+		{"syntax error", nil, []string{"--config", syntax}, []string{syntax}},
+		{"missing file", nil, []string{"--config", filepath.Join(dir, "none.hcl")}, []string{"none.hcl"}},
+		{"unsupported extension", nil, []string{"--config", write("x.toml", "")}, []string{"x.toml", ".hcl"}},
+		{"bad environment", []string{"SEXTANT_PUSH_DELAY=fast"}, nil, []string{"SEXTANT_PUSH_DELAY", "push.delay"}},
+		{"unknown environment key", []string{"SEXTANT_PUSH_DELAYS=1s"}, nil, []string{"SEXTANT_PUSH_DELAYS"}},
+		{"bad flag value", nil, []string{"--log-level", "loud"}, []string{"log.level", "loud"}},
+		{"unknown flag", nil, []string{"--colour"}, []string{"colour"}},
+	}
+	for _, tc := range tests {
+		code, out := runBinary(t, tc.env, append(append([]string{"server"}, portFlag...), tc.args...)...)
+		if code == 0 {
+			t.Errorf("%s: exit 0\n%s", tc.name, out)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: output does not name %q:\n%s", tc.name, w, out)
+			}
+		}
+		if strings.Contains(out, "listening") {
+			t.Errorf("%s: a port was opened before the error:\n%s", tc.name, out)
+		}
+	}
+}
+
+// TestConfigFileFlagsAndEnvironment starts the sample configuration with a
+// flag and an environment variable on top, and checks each took effect.
+func TestConfigFileFlagsAndEnvironment(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{
+		Args: []string{"--config", "../../examples/config/standalone.yaml", "--log-json"},
+		Env:  []string{"SEXTANT_LOG_LEVEL=debug"},
+	})
+	logs := srv.Logs()
+	if !strings.Contains(logs, `"@level":"debug"`) {
+		t.Fatalf("want JSON debug logs (flag and environment over the file):\n%s", logs)
+	}
+	if !strings.Contains(logs, strconv.Itoa(srv.GRPCPort)) {
+		t.Fatalf("the gRPC port is not the HTTP port + 1000:\n%s", logs)
+	}
+}
+
+func TestSIGTERMStopsWithinFiveSeconds(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{})
+	began := time.Now()
+	if err := srv.Stop(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, srv.Logs())
+	}
+	if took := time.Since(began); took > 5*time.Second {
+		t.Fatalf("took %v to stop", took)
+	}
+}
