@@ -142,32 +142,49 @@ func serverRequest(typ string, body []byte, requestID string) (*nacos.Payload, e
 	}, nil
 }
 
+// enqueue queues one request for every non-nil connection and records the
+// failures in errs. Taking the requestId and queueing happen under one lock,
+// so on every connection the requestIds of server requests rise in the order
+// they are sent. Queueing never blocks, so the lock is held briefly.
+func (s *Server) enqueue(typ string, body []byte, conns []*conn, errs []error) ([]*pendingRequest, string, error) {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	s.lastRequestID++
+	requestID := strconv.FormatUint(s.lastRequestID, 10)
+	p, err := serverRequest(typ, body, requestID)
+	if err != nil {
+		return nil, "", err
+	}
+	now := time.Now()
+	waits := make([]*pendingRequest, len(conns))
+	for i, c := range conns {
+		if c == nil {
+			continue
+		}
+		if waits[i], err = c.send(typ, requestID, p, now); err != nil {
+			errs[i] = fmt.Errorf("connection %s: %w", c.id, err)
+		}
+	}
+	return waits, requestID, nil
+}
+
 // Request implements push.Connections: it sends one request to many
 // connections — the same payload and requestId to all, so it is built once —
 // and waits for every answer or ctx.
 func (s *Server) Request(ctx context.Context, typ string, body []byte, connectionIDs []string) []error {
 	errs := make([]error, len(connectionIDs))
-	requestID := strconv.FormatUint(s.requestIDs.Add(1), 10)
-	p, err := serverRequest(typ, body, requestID)
+	conns := make([]*conn, len(connectionIDs))
+	for i, id := range connectionIDs {
+		if conns[i] = s.conn(id); conns[i] == nil {
+			errs[i] = fmt.Errorf("connection %s: %w", id, errConnectionClosed)
+		}
+	}
+	waits, requestID, err := s.enqueue(typ, body, conns, errs)
 	if err != nil {
 		for i := range errs {
 			errs[i] = err
 		}
 		return errs
-	}
-	now := time.Now()
-	waits := make([]*pendingRequest, len(connectionIDs))
-	conns := make([]*conn, len(connectionIDs))
-	for i, id := range connectionIDs {
-		c := s.conn(id)
-		if c == nil {
-			errs[i] = fmt.Errorf("connection %s: %w", id, errConnectionClosed)
-			continue
-		}
-		if waits[i], errs[i] = c.send(typ, requestID, p, now); errs[i] != nil {
-			errs[i] = fmt.Errorf("connection %s: %w", id, errs[i])
-		}
-		conns[i] = c
 	}
 	for i, pr := range waits {
 		if pr == nil {

@@ -32,7 +32,9 @@ func handle[R any, PR interface {
 	return handler{respType: respType, serve: func(ctx context.Context, c *call, body []byte) (string, response, error) {
 		req := PR(new(R))
 		if err := json.Unmarshal(body, req); err != nil {
-			return "", nil, err
+			// After a type error the rest of the body is still decoded, so the
+			// requestId can be echoed; after a syntax error it is "".
+			return req.id(), nil, err
 		}
 		resp, err := fn(ctx, c, req)
 		return req.id(), resp, err
@@ -80,15 +82,16 @@ func (s *Server) dispatch(ctx context.Context, typ string, p *nacos.Payload) (re
 		r.succeed("")
 		return typeServerCheckResp, r, codeOK
 	}
+	// As in Nacos: an unknown type is 302 before an unknown connection is 301.
+	h, ok := s.handlers[typ]
+	if !ok {
+		return fail(errorf(codeNoHandler, "no handler for request type %q", typ))
+	}
 	c := s.conn(id)
 	if c == nil {
 		return fail(errorf(codeNotRegistered, "connection %s is not registered: open the stream and send %s first", id, typeConnectionSetup))
 	}
 	c.touch(time.Now())
-	h, ok := s.handlers[typ]
-	if !ok {
-		return fail(errorf(codeNoHandler, "no handler for request type %q", typ))
-	}
 	var r response
 	var err error
 	requestID, r, err = h.serve(ctx, &call{connectionID: id, headers: p.GetMetadata().GetHeaders()}, p.GetBody().GetValue())

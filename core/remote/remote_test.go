@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -129,24 +130,27 @@ func TestDispatch(t *testing.T) {
 }
 
 // answer reads the request queued on c and answers it with resultCode.
-func answer(t *testing.T, c *conn, resultCode int) {
-	t.Helper()
+func answer(c *conn, resultCode int) error {
 	p := <-c.out
 	var req struct{ RequestID string }
 	if err := json.Unmarshal(p.GetBody().GetValue(), &req); err != nil || req.RequestID == "" {
-		t.Fatalf("queued request %s: %v", p.GetBody().GetValue(), err)
+		return fmt.Errorf("queued request %s: %v", p.GetBody().GetValue(), err)
 	}
 	b, _ := json.Marshal(clientAnswer{RequestID: req.RequestID, ResultCode: resultCode})
-	if _, err := c.answer(b); err != nil {
-		t.Fatal(err)
-	}
+	_, err := c.answer(b)
+	return err
 }
 
 func TestRequestMatchesAnswers(t *testing.T) {
 	s := newTestServer(t)
 	ok, refuses, silent := addConn(t, s, "ok"), addConn(t, s, "refuses"), addConn(t, s, "silent")
-	go answer(t, ok, 200)
-	go answer(t, refuses, 500)
+	for c, code := range map[*conn]int{ok: 200, refuses: 500} {
+		go func() {
+			if err := answer(c, code); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	errs := s.Request(ctx, "NotifySubscriberRequest", []byte(`{"module":"naming"}`), []string{"ok", "refuses", "silent", "gone"})

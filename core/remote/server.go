@@ -46,8 +46,10 @@ type Server struct {
 	grpc     *grpc.Server
 	lis      *trackingListener
 
-	ready      atomic.Bool
-	requestIDs atomic.Uint64
+	ready atomic.Bool
+
+	sendMu        sync.Mutex
+	lastRequestID uint64 // of server-to-client requests; under sendMu
 
 	mu    sync.RWMutex
 	conns map[string]*conn // connections that completed setup, by id
