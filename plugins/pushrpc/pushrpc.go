@@ -1,17 +1,29 @@
 // Package pushrpc is the built-in executor for subscribers on gRPC connections
 // (the Nacos 2.x SDKs): it wraps a batch's data in one NotifySubscriberRequest
-// and sends it to every target's connection through the host.
+// and has the host send it to every target's connection. It is written against
+// sdk alone, like any third party's plugin.
 package pushrpc
 
 import (
 	"context"
 	"encoding/json"
 
+	"github.com/sextantd/sextant/sdk"
 	"github.com/sextantd/sextant/sdk/push"
 )
 
 // NotifyRequestType is the Nacos class name of a server push.
 const NotifyRequestType = "NotifySubscriberRequest"
+
+// Plugin is the executor as a push plugin serving the rpc role. It takes no
+// configuration.
+var Plugin = push.Plugin{
+	Info: sdk.Info{Name: "pushrpc", Version: "1.0.0"},
+	Role: push.RoleRPC,
+	New: func(_ []byte, host push.Host) (push.Executor, error) {
+		return New(host.Connections), nil
+	},
+}
 
 // Executor pushes to gRPC client connections.
 type Executor struct {
@@ -42,19 +54,15 @@ func (e *Executor) Push(ctx context.Context, b push.Batch) []error {
 		ServiceInfo: b.ServiceInfo,
 	})
 	if err != nil {
-		return repeat(err, len(b.Targets))
+		errs := make([]error, len(b.Targets))
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
 	}
 	ids := make([]string, len(b.Targets))
 	for i, t := range b.Targets {
 		ids[i] = t.ConnectionID
 	}
 	return e.conns.Request(ctx, NotifyRequestType, body, ids)
-}
-
-func repeat(err error, n int) []error {
-	errs := make([]error, n)
-	for i := range errs {
-		errs[i] = err
-	}
-	return errs
 }

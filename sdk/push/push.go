@@ -20,6 +20,8 @@ type Target struct {
 	ClientID string
 	// ConnectionID is the gRPC client connection the subscriber is reached on.
 	ConnectionID string
+	// App is the subscriber's application name, when it sent one.
+	App string
 }
 
 // Batch is one service's data for many subscribers that asked for the same view of it.

@@ -1,0 +1,311 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	pluginv1 "github.com/sextantd/sextant/proto/plugin/v1"
+	"github.com/sextantd/sextant/sdk"
+	"github.com/sextantd/sextant/sdk/internal/streamcall"
+)
+
+// grpcPlugin is the go-plugin glue of push plugins: the plugin process serves
+// with GRPCServer, the host gets a *Client from GRPCClient.
+type grpcPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	impl Plugin // on the plugin side only
+}
+
+func (g *grpcPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
+	srv := &server{impl: g.impl, broker: broker, logger: sdk.Logger(g.impl.Name)}
+	pluginv1.RegisterPluginServer(s, srv)
+	pluginv1.RegisterPushExecutorServer(s, srv)
+	return nil
+}
+
+func (g *grpcPlugin) GRPCClient(ctx context.Context, broker *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
+	return &Client{
+		exited: ctx.Done(),
+		broker: broker,
+		plugin: pluginv1.NewPluginClient(conn),
+		push:   pluginv1.NewPushExecutorClient(conn),
+	}, nil
+}
+
+// PluginSet is the plugin set a host dispenses push plugins from.
+func PluginSet() plugin.PluginSet {
+	return plugin.PluginSet{pluginName: &grpcPlugin{}}
+}
+
+// DispenseName is the name a host dispenses a push plugin by.
+const DispenseName = pluginName
+
+// ---- plugin side ----
+
+// server runs a push plugin's executor for the host.
+type server struct {
+	pluginv1.UnimplementedPluginServer
+	pluginv1.UnimplementedPushExecutorServer
+	impl   Plugin
+	broker *plugin.GRPCBroker
+	logger hclog.Logger
+
+	mu   sync.Mutex
+	exec Executor
+}
+
+func (s *server) Info(context.Context, *pluginv1.InfoRequest) (*pluginv1.InfoResponse, error) {
+	resp := &pluginv1.InfoResponse{
+		Name:     s.impl.Name,
+		Kind:     string(sdk.KindPush),
+		Version:  s.impl.Version,
+		PushRole: string(s.impl.Role),
+	}
+	for _, f := range s.impl.Config {
+		resp.ConfigSchema = append(resp.ConfigSchema, &pluginv1.ConfigField{
+			Key: f.Key, Type: string(f.Type), Required: f.Required, Description: f.Description,
+		})
+	}
+	return resp, nil
+}
+
+func (s *server) Configure(_ context.Context, req *pluginv1.ConfigureRequest) (*pluginv1.ConfigureResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.exec != nil {
+		return nil, errors.New("already configured")
+	}
+	conn, err := s.broker.DialWithOptions(req.GetHostBrokerId(), grpc.WithDefaultCallOptions(
+		grpc.MaxCallRecvMsgSize(sdk.MaxMessageSize), grpc.MaxCallSendMsgSize(sdk.MaxMessageSize)))
+	if err != nil {
+		return nil, fmt.Errorf("reaching the host's services: %w", err)
+	}
+	stream, err := pluginv1.NewConnectionsClient(conn).Request(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("opening the host's connections stream: %w", err)
+	}
+	conns := &remoteConnections{caller: streamcall.NewCaller(stream, func(id uint64) *pluginv1.ConnectionRequest {
+		return &pluginv1.ConnectionRequest{Id: id, Cancel: true}
+	})}
+	exec, err := s.impl.New(req.GetConfigJson(), Host{Connections: conns, Logger: s.logger})
+	if err != nil {
+		return nil, fmt.Errorf("starting the executor: %w", err)
+	}
+	s.exec = exec
+	resp := &pluginv1.ConfigureResponse{}
+	if in, ok := exec.(Interested); ok {
+		resp.Interest = interestToProto(in.Interest())
+	}
+	return resp, nil
+}
+
+func (s *server) Push(stream pluginv1.PushExecutor_PushServer) error {
+	s.mu.Lock()
+	exec := s.exec
+	s.mu.Unlock()
+	if exec == nil {
+		return errors.New("push before Configure")
+	}
+	return streamcall.Serve(stream, func(ctx context.Context, req *pluginv1.PushRequest) []string {
+		return errorStrings(exec.Push(ctx, batchFromProto(req)))
+	}, func(id uint64, errs []string) *pluginv1.PushResult {
+		return &pluginv1.PushResult{Id: id, Errors: errs}
+	})
+}
+
+// remoteConnections is the host's Connections service seen from the plugin.
+type remoteConnections struct {
+	caller *streamcall.Caller[*pluginv1.ConnectionRequest, *pluginv1.ConnectionResult]
+}
+
+func (r *remoteConnections) Request(ctx context.Context, typ string, body []byte, ids []string) []error {
+	errs, err := r.caller.Call(ctx, func(id uint64, deadline int64) *pluginv1.ConnectionRequest {
+		return &pluginv1.ConnectionRequest{Id: id, DeadlineUnixNano: deadline, Type: typ, Body: body, ConnectionIds: ids}
+	})
+	if err != nil {
+		return repeat(fmt.Errorf("host connections: %w", err), len(ids))
+	}
+	return errorsFromStrings(errs, len(ids))
+}
+
+// ---- host side ----
+
+// Client is the host's handle on a running push plugin process.
+type Client struct {
+	exited <-chan struct{}
+	broker *plugin.GRPCBroker
+	plugin pluginv1.PluginClient
+	push   pluginv1.PushExecutorClient
+}
+
+// Description is what a push plugin says about itself.
+type Description struct {
+	sdk.Info
+	Kind sdk.Kind
+	Role Role
+}
+
+// Exited is closed when the plugin process has exited.
+func (c *Client) Exited() <-chan struct{} { return c.exited }
+
+// Describe asks the plugin what it is.
+func (c *Client) Describe(ctx context.Context) (Description, error) {
+	resp, err := c.plugin.Info(ctx, &pluginv1.InfoRequest{})
+	if err != nil {
+		return Description{}, err
+	}
+	d := Description{
+		Info: sdk.Info{Name: resp.GetName(), Version: resp.GetVersion()},
+		Kind: sdk.Kind(resp.GetKind()),
+		Role: Role(resp.GetPushRole()),
+	}
+	for _, f := range resp.GetConfigSchema() {
+		d.Config = append(d.Config, sdk.Field{Key: f.GetKey(), Type: sdk.FieldType(f.GetType()), Required: f.GetRequired(), Description: f.GetDescription()})
+	}
+	return d, nil
+}
+
+// Configure hands the plugin its checked configuration and serves conns to
+// it (once, over the broker); it returns what an spi executor declared.
+func (c *Client) Configure(ctx context.Context, config []byte, conns Connections) (Interest, error) {
+	id := c.broker.NextId()
+	go c.broker.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
+		s := grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(sdk.MaxMessageSize), grpc.MaxSendMsgSize(sdk.MaxMessageSize))...)
+		pluginv1.RegisterConnectionsServer(s, &connectionsServer{conns: conns})
+		return s
+	})
+	resp, err := c.plugin.Configure(ctx, &pluginv1.ConfigureRequest{ConfigJson: config, HostBrokerId: id})
+	if err != nil {
+		return Interest{}, err
+	}
+	return interestFromProto(resp.GetInterest()), nil
+}
+
+// Executor opens the stream batches are pushed on. It ends when ctx is
+// cancelled or the plugin exits.
+func (c *Client) Executor(ctx context.Context) (*RemoteExecutor, error) {
+	stream, err := c.push.Push(ctx, grpc.MaxCallRecvMsgSize(sdk.MaxMessageSize), grpc.MaxCallSendMsgSize(sdk.MaxMessageSize))
+	if err != nil {
+		return nil, err
+	}
+	return &RemoteExecutor{caller: streamcall.NewCaller(stream, func(id uint64) *pluginv1.PushRequest {
+		return &pluginv1.PushRequest{Id: id, Cancel: true}
+	})}, nil
+}
+
+// RemoteExecutor pushes through a plugin process.
+type RemoteExecutor struct {
+	caller *streamcall.Caller[*pluginv1.PushRequest, *pluginv1.PushResult]
+}
+
+// Push sends b to the plugin and waits for its results.
+func (e *RemoteExecutor) Push(ctx context.Context, b Batch) []error {
+	errs, err := e.caller.Call(ctx, func(id uint64, deadline int64) *pluginv1.PushRequest {
+		return batchToProto(id, deadline, b)
+	})
+	if err != nil {
+		return repeat(fmt.Errorf("push plugin: %w", err), len(b.Targets))
+	}
+	return errorsFromStrings(errs, len(b.Targets))
+}
+
+// Done is closed when the stream has ended (the plugin exited, or the
+// context it was opened with ended).
+func (e *RemoteExecutor) Done() <-chan struct{} { return e.caller.Done() }
+
+// connectionsServer serves the host's Connections to a plugin.
+type connectionsServer struct {
+	pluginv1.UnimplementedConnectionsServer
+	conns Connections
+}
+
+func (s *connectionsServer) Request(stream pluginv1.Connections_RequestServer) error {
+	return streamcall.Serve(stream, func(ctx context.Context, req *pluginv1.ConnectionRequest) []string {
+		return errorStrings(s.conns.Request(ctx, req.GetType(), req.GetBody(), req.GetConnectionIds()))
+	}, func(id uint64, errs []string) *pluginv1.ConnectionResult {
+		return &pluginv1.ConnectionResult{Id: id, Errors: errs}
+	})
+}
+
+// ---- conversions ----
+
+func batchToProto(id uint64, deadline int64, b Batch) *pluginv1.PushRequest {
+	req := &pluginv1.PushRequest{
+		Id:               id,
+		DeadlineUnixNano: deadline,
+		Service:          &pluginv1.Service{Namespace: b.Service.Namespace, Group: b.Service.Group, Name: b.Service.Name},
+		Clusters:         b.Clusters,
+		ServiceInfo:      b.ServiceInfo,
+		Targets:          make([]*pluginv1.Target, len(b.Targets)),
+	}
+	for i, t := range b.Targets {
+		req.Targets[i] = &pluginv1.Target{ClientId: t.ClientID, ConnectionId: t.ConnectionID, App: t.App}
+	}
+	return req
+}
+
+func batchFromProto(req *pluginv1.PushRequest) Batch {
+	s := req.GetService()
+	b := Batch{
+		Service:     Service{Namespace: s.GetNamespace(), Group: s.GetGroup(), Name: s.GetName()},
+		Clusters:    req.GetClusters(),
+		ServiceInfo: req.GetServiceInfo(),
+		Targets:     make([]Target, len(req.GetTargets())),
+	}
+	for i, t := range req.GetTargets() {
+		b.Targets[i] = Target{ClientID: t.GetClientId(), ConnectionID: t.GetConnectionId(), App: t.GetApp()}
+	}
+	return b
+}
+
+func interestToProto(in Interest) *pluginv1.Interest {
+	return &pluginv1.Interest{Namespaces: in.Namespaces, Groups: in.Groups, Services: in.Services, Apps: in.Apps,
+		Labels: in.Labels, Observe: in.Observe}
+}
+
+func interestFromProto(p *pluginv1.Interest) Interest {
+	return Interest{Namespaces: p.GetNamespaces(), Groups: p.GetGroups(), Services: p.GetServices(), Apps: p.GetApps(),
+		Labels: p.GetLabels(), Observe: p.GetObserve()}
+}
+
+// errorStrings turns results into strings: "" for success.
+func errorStrings(errs []error) []string {
+	out := make([]string, len(errs))
+	for i, err := range errs {
+		if err != nil {
+			if out[i] = err.Error(); out[i] == "" {
+				out[i] = "error"
+			}
+		}
+	}
+	return out
+}
+
+// errorsFromStrings turns strings back into results; a missing result is an
+// error, so is an extra one.
+func errorsFromStrings(s []string, n int) []error {
+	errs := make([]error, n)
+	for i := range errs {
+		switch {
+		case i >= len(s):
+			errs[i] = fmt.Errorf("no result for this target (%d results for %d targets)", len(s), n)
+		case s[i] != "":
+			errs[i] = errors.New(s[i])
+		}
+	}
+	return errs
+}
+
+func repeat(err error, n int) []error {
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
+}

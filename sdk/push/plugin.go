@@ -1,0 +1,119 @@
+package push
+
+import (
+	"path"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/sextantd/sextant/sdk"
+)
+
+// Role says which subscribers an executor serves.
+type Role string
+
+// The roles of executor, as in the Nacos design.
+const (
+	// RoleRPC serves subscribers on gRPC connections (Nacos 2.x clients).
+	RoleRPC Role = "rpc"
+	// RoleUDP serves 1.x HTTP subscribers that listen for UDP pushes.
+	RoleUDP Role = "udp"
+	// RoleSPI serves the subscribers its Interest selects; the host consults
+	// spi executors before the built-in ones.
+	RoleSPI Role = "spi"
+)
+
+// Interest selects what an spi executor serves. An empty list matches
+// everything.
+type Interest struct {
+	Namespaces []string
+	Groups     []string
+	Services   []string // path.Match patterns, e.g. "order-*"
+	Apps       []string // the subscriber's application name
+	// Labels must all be on the subscriber's connection (ConnectionSetupRequest labels).
+	Labels map[string]string
+	// Observe: the executor is also pushed every change of the services
+	// matching Namespaces, Groups and Services, as if it subscribed to each
+	// of them itself (its target then has no connection).
+	Observe bool
+}
+
+// MatchesService reports whether the interest covers a service.
+func (in Interest) MatchesService(s Service) bool {
+	return matchAny(in.Namespaces, s.Namespace) && matchAny(in.Groups, s.Group) && matchPattern(in.Services, s.Name)
+}
+
+// MatchesSubscriber reports whether the interest covers a subscriber of s
+// with the given application and connection labels.
+func (in Interest) MatchesSubscriber(s Service, app string, labels map[string]string) bool {
+	if !in.MatchesService(s) || !matchAny(in.Apps, app) {
+		return false
+	}
+	for k, v := range in.Labels {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func matchAny(list []string, v string) bool {
+	if len(list) == 0 {
+		return true
+	}
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func matchPattern(patterns []string, v string) bool {
+	if len(patterns) == 0 {
+		return true
+	}
+	for _, p := range patterns {
+		if ok, err := path.Match(p, v); ok && err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Host is what the server offers an executor.
+type Host struct {
+	// Connections reaches the server's gRPC client connections.
+	Connections Connections
+	// Logger writes to the server's log under the plugin's name.
+	Logger hclog.Logger
+}
+
+// Plugin is a push plugin: what it is, and how to make its executor.
+type Plugin struct {
+	sdk.Info
+	Role Role
+	// New builds the executor from the plugin's configuration block — JSON,
+	// already checked against Info.Config (decode it with sdk.DecodeConfig) —
+	// and the host's services. An spi executor also implements Interested.
+	New func(config []byte, host Host) (Executor, error)
+}
+
+// Interested is implemented by spi executors: what they serve, which may
+// depend on their configuration.
+type Interested interface {
+	Interest() Interest
+}
+
+// pluginName is the key of push plugins in a go-plugin plugin set.
+const pluginName = "push"
+
+// Set returns the go-plugin plugin set that serves p.
+func (p Plugin) Set() plugin.PluginSet {
+	return plugin.PluginSet{pluginName: &grpcPlugin{impl: p}}
+}
+
+// Serve runs a push plugin process; call it from the plugin's main.
+func Serve(p Plugin) {
+	sdk.Serve(p.Set(), sdk.Logger(p.Name))
+}
