@@ -27,8 +27,14 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// builtins are the plugins this binary carries, by name.
+var builtins = map[string]sdkpush.Plugin{
+	pushrpc.Plugin.Name: pushrpc.Plugin,
+}
+
 const usage = `usage:
   sextant server [--config FILE] [--port N] [--data-dir DIR] [--log-level LEVEL] [--log-json]
+  sextant plugin NAME    (run a built-in plugin; the server does this itself)
   sextant version
 `
 
@@ -45,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "server":
 		return serve(args[1:], stderr)
+	case "plugin":
+		return servePlugin(args[1:], stderr)
 	case "version":
 		fmt.Fprintf(stdout, "sextant %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
@@ -98,12 +106,12 @@ func serve(args []string, stderr io.Writer) int {
 		JSONFormat: cfg.Log.JSON,
 		Output:     stderr,
 	})
-	srv, err := server.New(cfg, server.Options{
-		Logger: logger,
-		NewRPCExecutor: func(conns sdkpush.Connections) sdkpush.Executor {
-			return pushrpc.New(conns)
-		},
-	})
+	executable, err := os.Executable()
+	if err != nil {
+		logger.Error("cannot find this binary to run built-in plugins", "error", err)
+		return 1
+	}
+	srv, err := server.New(cfg, server.Options{Logger: logger, Builtins: builtins, Executable: executable})
 	if err != nil {
 		logger.Error("cannot build the server", "error", err)
 		return 1
@@ -117,5 +125,20 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 	logger.Info("stopped")
+	return 0
+}
+
+// servePlugin runs a built-in plugin process for a server that started it.
+func servePlugin(args []string, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	p, ok := builtins[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "sextant plugin: no built-in plugin is called %q\n", args[0])
+		return 2
+	}
+	sdkpush.Serve(p) // exits the process
 	return 0
 }

@@ -5,6 +5,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"regexp"
+	"slices"
 	"time"
 )
 
@@ -18,6 +21,18 @@ type Config struct {
 	Push    Push   `koanf:"push"`
 	Naming  Naming `koanf:"naming"`
 	Debug   Debug  `koanf:"debug"`
+	// Plugins are the plugins to run, by name: a built-in's name, or any name
+	// for a binary given by path.
+	Plugins map[string]Plugin `koanf:"plugins"`
+}
+
+// Plugin configures one plugin.
+type Plugin struct {
+	Disabled  bool           `koanf:"disabled"`   // keep a default plugin from running
+	Path      string         `koanf:"path"`       // plugin binary; "" runs the built-in of this name
+	SHA256    string         `koanf:"sha256"`     // hex SHA-256 the binary at path must have
+	InProcess bool           `koanf:"in_process"` // run a built-in inside the server
+	Config    map[string]any `koanf:"config"`     // the plugin's own settings, checked against its schema
 }
 
 // Log configures the server log.
@@ -85,6 +100,9 @@ func Default() Config {
 			MaxNameLength:    512,
 			MaxMetadataBytes: 16 << 10,
 			MaxBatchSize:     1000,
+		},
+		Plugins: map[string]Plugin{
+			"pushrpc": {}, // pushes to gRPC subscribers, in its own process
 		},
 	}
 }
@@ -154,7 +172,28 @@ func (c Config) Validate() error {
 			fail(n.key, "must be positive, got %d", n.val)
 		}
 	}
+	for _, name := range slices.Sorted(maps.Keys(c.Plugins)) {
+		p := c.Plugins[name]
+		key := "plugins." + name
+		if !pluginName.MatchString(name) {
+			fail(key, "a plugin name may only contain lower-case letters, digits, '-' and '_'")
+		}
+		if p.SHA256 != "" && !sha256Hex.MatchString(p.SHA256) {
+			fail(key+".sha256", "%q is not 64 hexadecimal digits", p.SHA256)
+		}
+		if p.SHA256 != "" && p.Path == "" {
+			fail(key+".sha256", "is only checked for a binary given by path")
+		}
+		if p.InProcess && p.Path != "" {
+			fail(key+".in_process", "only built-in plugins run in process, and this one has a path")
+		}
+	}
 	return errors.Join(errs...)
 }
+
+var (
+	pluginName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	sha256Hex  = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+)
 
 func validPort(p int) bool { return p >= 1 && p <= 65535 }

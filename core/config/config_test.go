@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -17,17 +18,18 @@ func TestDefault(t *testing.T) {
 			DetectInterval: 3 * time.Second,
 			DetectTimeout:  5 * time.Second,
 		},
-		Push:   Push{Delay: 500 * time.Millisecond, Timeout: 5 * time.Second, RetryDelay: time.Second},
-		Naming: Naming{MaxNameLength: 512, MaxMetadataBytes: 16384, MaxBatchSize: 1000},
+		Push:    Push{Delay: 500 * time.Millisecond, Timeout: 5 * time.Second, RetryDelay: time.Second},
+		Naming:  Naming{MaxNameLength: 512, MaxMetadataBytes: 16384, MaxBatchSize: 1000},
+		Plugins: map[string]Plugin{"pushrpc": {}},
 	}
-	if got := Default(); got != want {
+	if got := Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Default() = %+v, want %+v", got, want)
 	}
 	if err := Default().Validate(); err != nil {
 		t.Errorf("Default().Validate() = %v", err)
 	}
 	got, err := Load("", nil, nil)
-	if err != nil || got != want {
+	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(\"\", nil, nil) = %+v, %v; want %+v", got, err, want)
 	}
 }

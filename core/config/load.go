@@ -67,22 +67,51 @@ func Load(path string, env []string, flags map[string]any) (Config, error) {
 }
 
 // keyTypes returns the Go type of every configuration key, such as
-// "push.retry_delay", derived from Config's koanf tags.
+// "push.retry_delay", derived from Config's koanf tags. The plugins section,
+// whose keys are named by the user, is not in it: see pluginKeyType.
 func keyTypes() map[string]reflect.Type {
+	return structKeys("", reflect.TypeFor[Config]())
+}
+
+func structKeys(prefix string, t reflect.Type) map[string]reflect.Type {
 	keys := make(map[string]reflect.Type)
-	var walk func(prefix string, t reflect.Type)
-	walk = func(prefix string, t reflect.Type) {
-		for f := range t.Fields() {
-			key := prefix + f.Tag.Get("koanf")
-			if f.Type.Kind() == reflect.Struct {
-				walk(key+".", f.Type)
-			} else {
-				keys[key] = f.Type
-			}
+	for f := range t.Fields() {
+		key := prefix + f.Tag.Get("koanf")
+		switch f.Type.Kind() {
+		case reflect.Struct:
+			maps.Copy(keys, structKeys(key+".", f.Type))
+		case reflect.Map:
+			// A section of user-named entries.
+		default:
+			keys[key] = f.Type
 		}
 	}
-	walk("", reflect.TypeFor[Config]())
 	return keys
+}
+
+// pluginKeys are the keys of one entry of the plugins section.
+var pluginKeys = structKeys("", reflect.TypeFor[Plugin]())
+
+// anyValue marks a key whose value is kept as it is: a plugin's own settings,
+// which the plugin's schema checks once the plugin says what it is.
+var anyValue = reflect.TypeFor[any]()
+
+// pluginKeyType returns the type of a key in the plugins section, such as
+// "plugins.webhook.path", or false if key is not one.
+func pluginKeyType(key string) (reflect.Type, bool) {
+	rest, ok := strings.CutPrefix(key, "plugins.")
+	if !ok {
+		return nil, false
+	}
+	_, field, ok := strings.Cut(rest, ".")
+	if !ok {
+		return nil, false
+	}
+	if field == "config" || strings.HasPrefix(field, "config.") {
+		return anyValue, true
+	}
+	t, ok := pluginKeys[field]
+	return t, ok
 }
 
 // envName returns the environment variable that sets key.
@@ -154,12 +183,19 @@ func convertAll(source string, flat map[string]any, keys map[string]reflect.Type
 	for _, key := range slices.Sorted(maps.Keys(flat)) {
 		v := flat[key]
 		t, isKey := keys[key]
+		if !isKey {
+			t, isKey = pluginKeyType(key)
+		}
 		var err error
 		switch {
 		case isKey:
 			values[key], err = convert(v, t)
 		case isSection(key, keys) && isEmpty(v):
-			// An empty block or map: nothing to set.
+			// An empty block or map sets nothing, but an empty plugin entry
+			// still names a plugin to run.
+			if strings.HasPrefix(key, "plugins.") {
+				values[key] = map[string]any{}
+			}
 		case isSection(key, keys):
 			err = fmt.Errorf("is a section, not a setting (got %s)", describe(v))
 		default:
@@ -177,6 +213,9 @@ func convertAll(source string, flat map[string]any, keys map[string]reflect.Type
 
 // isSection reports whether key is a prefix of configuration keys, such as "push".
 func isSection(key string, keys map[string]reflect.Type) bool {
+	if key == "plugins" || strings.Count(key, ".") == 1 && strings.HasPrefix(key, "plugins.") {
+		return true // the section, or one plugin's entry
+	}
 	for k := range keys {
 		if strings.HasPrefix(k, key+".") {
 			return true
@@ -195,7 +234,7 @@ func isEmpty(v any) bool {
 // string in t's syntax, as environment variables are: "9000", "true", "500ms".
 // Nothing else is converted: true is no integer, and 500 no duration.
 func convert(v any, t reflect.Type) (any, error) {
-	if reflect.TypeOf(v) == t {
+	if t == anyValue || reflect.TypeOf(v) == t {
 		return v, nil
 	}
 	var (

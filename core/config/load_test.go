@@ -52,7 +52,7 @@ func TestSamples(t *testing.T) {
 	if !reflect.DeepEqual(settings[0], settings[1]) {
 		t.Errorf("the samples differ:\nHCL:  %v\nYAML: %v", settings[0], settings[1])
 	}
-	if configs[0] != configs[1] {
+	if !reflect.DeepEqual(configs[0], configs[1]) {
 		t.Errorf("the samples load differently:\nHCL:  %+v\nYAML: %+v", configs[0], configs[1])
 	}
 }
@@ -127,7 +127,7 @@ func TestLoad(t *testing.T) {
 			}
 			want := Default()
 			tt.want(&want)
-			if got != want {
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("Load() =\n%+v\nwant\n%+v", got, want)
 			}
 		})
@@ -277,7 +277,7 @@ func TestLoadErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Load() = %+v, want an error", got)
 			}
-			if got != (Config{}) {
+			if !reflect.DeepEqual(got, Config{}) {
 				t.Errorf("Load() returned %+v with its error, want the zero Config", got)
 			}
 			for _, want := range tt.want {

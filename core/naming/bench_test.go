@@ -27,7 +27,7 @@ func BenchmarkRegister(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		id := "client-" + strconv.FormatInt(next.Add(1), 10)
-		if err := r.Connect(id); err != nil {
+		if err := r.Connect(id, nil); err != nil {
 			b.Error(err)
 			return
 		}
@@ -51,7 +51,7 @@ func BenchmarkViewEncode(b *testing.B) {
 			ctx := context.Background()
 			for i := range n {
 				id := "c" + strconv.Itoa(i)
-				if err := r.Connect(id); err != nil {
+				if err := r.Connect(id, nil); err != nil {
 					b.Fatal(err)
 				}
 				in := inst(fmt.Sprintf("10.0.%d.%d", i/256, i%256), 8080)
@@ -76,7 +76,7 @@ func BenchmarkViewEncode(b *testing.B) {
 // BenchmarkViewCached measures reading an unchanged service's view.
 func BenchmarkViewCached(b *testing.B) {
 	r := newBenchRegistry(b)
-	if err := r.Connect("c"); err != nil {
+	if err := r.Connect("c", nil); err != nil {
 		b.Fatal(err)
 	}
 	if err := r.Register(context.Background(), "c", svcA, inst("10.0.0.1", 80)); err != nil {

@@ -98,6 +98,8 @@ type Subscription struct {
 	Clusters string
 	// App is the subscriber's application name (the request's "app" header).
 	App string
+	// Labels are the subscriber's connection labels (set by the registry).
+	Labels map[string]string
 }
 
 // Limits bound what a client may register.

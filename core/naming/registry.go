@@ -74,6 +74,7 @@ type ServiceMeta struct {
 
 type client struct {
 	id         string
+	labels     map[string]string
 	mu         sync.Mutex
 	alive      bool
 	published  map[Service][]Instance
@@ -125,8 +126,9 @@ func (r *Registry) Stats() Stats {
 	}
 }
 
-// Connect creates the client with the given id (a connection id).
-func (r *Registry) Connect(id string) error {
+// Connect creates the client with the given id (a connection id) and the
+// labels its connection declared.
+func (r *Registry) Connect(id string, labels map[string]string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.clients[id]; ok {
@@ -134,6 +136,7 @@ func (r *Registry) Connect(id string) error {
 	}
 	r.clients[id] = &client{
 		id:         id,
+		labels:     labels,
 		alive:      true,
 		published:  make(map[Service][]Instance),
 		subscribed: make(map[Service]Subscription),
@@ -244,6 +247,7 @@ func (r *Registry) Subscribe(ctx context.Context, clientID string, svc Service, 
 	if err != nil {
 		return nil, err
 	}
+	sub.Labels = c.labels
 	c.subscribed[svc] = sub
 	r.update(svc, func(e *entry) bool { return e.setSubscription(c.id, &sub) })
 	c.mu.Unlock()

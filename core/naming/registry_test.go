@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -88,7 +89,7 @@ func (h *harness) expectNoChangeBefore(t *testing.T, marker Service) {
 
 func (h *harness) connect(t *testing.T, id string) {
 	t.Helper()
-	if err := h.Connect(id); err != nil {
+	if err := h.Connect(id, nil); err != nil {
 		t.Fatalf("connect %s: %v", id, err)
 	}
 }
@@ -248,7 +249,7 @@ func TestDisconnectRemovesEverything(t *testing.T) {
 	if _, err := h.Subscribe(ctx, "never", svcA, Subscription{}); !errors.Is(err, ErrClientNotFound) {
 		t.Fatalf("subscribe on an unknown client: %v", err)
 	}
-	if err := h.Connect("stays"); err == nil {
+	if err := h.Connect("stays", nil); err == nil {
 		t.Fatal("connecting an id twice succeeded")
 	}
 }
@@ -257,7 +258,9 @@ func TestSubscribe(t *testing.T) {
 	ctx := context.Background()
 	h := newHarness(t, nil)
 	h.connect(t, "p")
-	h.connect(t, "s")
+	if err := h.Connect("s", map[string]string{"app": "shop"}); err != nil {
+		t.Fatal(err)
+	}
 	h.register(t, "p", svcA, inst("10.0.0.1", 80))
 
 	info, err := h.Subscribe(ctx, "s", svcA, Subscription{Clusters: "DEFAULT", App: "shop"})
@@ -272,8 +275,9 @@ func TestSubscribe(t *testing.T) {
 		t.Fatalf("ServiceSubscribed %+v", e)
 	}
 	subs := h.Subscribers(svcA, nil)
-	if len(subs) != 1 || subs[0] != (Subscriber{ClientID: "s", Subscription: Subscription{Clusters: "DEFAULT", App: "shop"}}) {
-		t.Fatalf("subscribers %+v", subs)
+	want := Subscriber{ClientID: "s", Subscription: Subscription{Clusters: "DEFAULT", App: "shop", Labels: map[string]string{"app": "shop"}}}
+	if len(subs) != 1 || !reflect.DeepEqual(subs[0], want) {
+		t.Fatalf("subscribers %+v, want %+v", subs, want)
 	}
 	if got := h.Subscribers(svcA, map[string]struct{}{"s": {}, "other": {}}); len(got) != 1 {
 		t.Fatalf("targeted subscribers %+v", got)
@@ -482,7 +486,7 @@ func TestConcurrentClients(t *testing.T) {
 	for c := range 16 {
 		wg.Go(func() {
 			id := fmt.Sprintf("client-%d", c)
-			if err := h.Connect(id); err != nil {
+			if err := h.Connect(id, nil); err != nil {
 				t.Error(err)
 				return
 			}

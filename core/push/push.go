@@ -22,12 +22,21 @@ import (
 	sdkpush "github.com/sextantd/sextant/sdk/push"
 )
 
+// Route is an executor with the role and interest it serves.
+type Route struct {
+	Name     string
+	Role     sdkpush.Role
+	Interest sdkpush.Interest
+	sdkpush.Executor
+}
+
 // Config configures a Pusher.
 type Config struct {
 	Registry *naming.Registry
 	Bus      *notify.Bus
-	// Executor delivers to subscribers on gRPC connections.
-	Executor   sdkpush.Executor
+	// Routes returns the executors to push through; called by Start (the
+	// plugins serving them start first). Exactly one serves the rpc role.
+	Routes     func() []Route
 	Delay      time.Duration // merge window
 	Timeout    time.Duration // how long a batch may wait for acknowledgements
 	RetryDelay time.Duration
@@ -39,6 +48,7 @@ type Config struct {
 type Pusher struct {
 	cfg     Config
 	log     hclog.Logger
+	routes  routes
 	delay   *engine.DelayEngine[naming.Service, task]
 	exec    *engine.ExecuteEngine
 	metrics *metrics
@@ -94,8 +104,12 @@ func New(cfg Config) (*Pusher, error) {
 	return p, nil
 }
 
-// Start starts the engines.
+// Start takes the routes and starts the engines.
 func (p *Pusher) Start(ctx context.Context) error {
+	var err error
+	if p.routes, err = newRoutes(p.cfg.Routes()); err != nil {
+		return err
+	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if err := p.exec.Start(ctx); err != nil {
 		return err
@@ -120,38 +134,48 @@ func (p *Pusher) dispatch(ctx context.Context, svc naming.Service, t task) error
 	return p.exec.Submit(ctx, svc.String(), func(context.Context) { p.execute(svc, t) })
 }
 
-// execute reads the service's subscribers once and starts one batch per view.
+// execute reads the service's subscribers once, sorts them into batches by
+// executor and view, and starts each batch.
 func (p *Pusher) execute(svc naming.Service, t task) {
 	var only map[string]struct{}
 	if !t.all {
 		only = t.clients
 	}
-	subs := p.cfg.Registry.Subscribers(svc, only)
-	byView := make(map[string][]sdkpush.Target)
-	for _, s := range subs {
-		byView[s.Clusters] = append(byView[s.Clusters], sdkpush.Target{ClientID: s.ClientID, ConnectionID: s.ClientID})
+	type batchKey struct {
+		route    *Route
+		clusters string
 	}
-	for clusters, targets := range byView {
+	batches := make(map[batchKey][]sdkpush.Target)
+	for _, s := range p.cfg.Registry.Subscribers(svc, only) {
+		route := p.routes.forSubscriber(svc, s)
+		key := batchKey{route, s.Clusters}
+		batches[key] = append(batches[key], sdkpush.Target{ClientID: s.ClientID, ConnectionID: s.ClientID, App: s.App})
+	}
+	for _, route := range p.routes.observers(svc, t) {
+		key := batchKey{route, ""}
+		batches[key] = append(batches[key], sdkpush.Target{ClientID: observerID(route.Name)})
+	}
+	for key, targets := range batches {
 		b := sdkpush.Batch{
 			Service:     sdkpush.Service{Namespace: svc.Namespace, Group: svc.Group, Name: svc.Name},
-			Clusters:    clusters,
-			ServiceInfo: p.cfg.Registry.View(svc, naming.ViewFilter{Clusters: clusters}),
+			Clusters:    key.clusters,
+			ServiceInfo: p.cfg.Registry.View(svc, naming.ViewFilter{Clusters: key.clusters}),
 			Targets:     targets,
 		}
 		p.deliveries.Add(1)
 		go func() {
 			defer p.deliveries.Done()
-			p.deliver(svc, b)
+			p.deliver(key.route, svc, b)
 		}()
 	}
 }
 
 // deliver pushes one batch and schedules a retry for the targets that failed.
-func (p *Pusher) deliver(svc naming.Service, b sdkpush.Batch) {
+func (p *Pusher) deliver(route *Route, svc naming.Service, b sdkpush.Batch) {
 	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
-	errs := p.cfg.Executor.Push(ctx, b)
+	errs := route.Push(ctx, b)
 	p.metrics.batchSeconds.Observe(time.Since(start).Seconds())
 	var retry map[string]struct{}
 	for i, t := range b.Targets {
@@ -166,7 +190,7 @@ func (p *Pusher) deliver(svc naming.Service, b sdkpush.Batch) {
 			continue
 		}
 		p.metrics.failed.Inc()
-		p.log.Debug("push failed; will retry", "service", svc.String(), "client", t.ClientID, "error", err)
+		p.log.Debug("push failed; will retry", "service", svc.String(), "client", t.ClientID, "executor", route.Name, "error", err)
 		if retry == nil {
 			retry = make(map[string]struct{})
 		}

@@ -75,17 +75,22 @@ func (r *recorder) awaitPushed(t *testing.T, ids ...string) {
 
 type fixture struct {
 	registry *naming.Registry
-	exec     *recorder
+	exec     *recorder // the rpc executor
 }
 
-func start(t *testing.T, delay, retry time.Duration) *fixture {
+func newRecorder() *recorder { return &recorder{batches: make(chan sdkpush.Batch, 100)} }
+
+// start runs a pusher whose rpc executor is the fixture's recorder, plus the
+// extra routes given.
+func start(t *testing.T, delay, retry time.Duration, extra ...Route) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	bus := notify.New(notify.Config{})
 	registry := naming.NewRegistry(naming.Config{Limits: naming.Limits{MaxNameLength: 100, MaxMetadataBytes: 100, MaxBatchSize: 10}, Bus: bus})
-	exec := &recorder{batches: make(chan sdkpush.Batch, 100)}
-	p, err := New(Config{Registry: registry, Bus: bus, Executor: exec, Delay: delay, Timeout: time.Second, RetryDelay: retry,
-		Logger: hclog.NewNullLogger(), Metrics: prometheus.NewRegistry()})
+	exec := newRecorder()
+	routes := append([]Route{{Name: "rpc", Role: sdkpush.RoleRPC, Executor: exec}}, extra...)
+	p, err := New(Config{Registry: registry, Bus: bus, Routes: func() []Route { return routes }, Delay: delay, Timeout: time.Second,
+		RetryDelay: retry, Logger: hclog.NewNullLogger(), Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +120,7 @@ func instance(ip string) naming.Instance {
 func (f *fixture) connect(t *testing.T, ids ...string) {
 	t.Helper()
 	for _, id := range ids {
-		if err := f.registry.Connect(id); err != nil {
+		if err := f.registry.Connect(id, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -123,7 +128,12 @@ func (f *fixture) connect(t *testing.T, ids ...string) {
 
 func (f *fixture) subscribe(t *testing.T, id, clusters string) {
 	t.Helper()
-	if _, err := f.registry.Subscribe(context.Background(), id, svc, naming.Subscription{Clusters: clusters}); err != nil {
+	f.subscribeAs(t, id, naming.Subscription{Clusters: clusters})
+}
+
+func (f *fixture) subscribeAs(t *testing.T, id string, sub naming.Subscription) {
+	t.Helper()
+	if _, err := f.registry.Subscribe(context.Background(), id, svc, sub); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -244,5 +254,45 @@ func TestFailedTargetsAreRetriedAlone(t *testing.T) {
 		if ips := hostIPs(t, b); slices.Equal(ips, []string{"10.0.0.2"}) && len(b.Targets) == 2 {
 			break
 		}
+	}
+}
+
+func TestSPIExecutorServesTheSubscribersItWants(t *testing.T) {
+	spi := newRecorder()
+	f := start(t, 0, time.Hour, Route{Name: "shop-push", Role: sdkpush.RoleSPI, Executor: spi,
+		Interest: sdkpush.Interest{Apps: []string{"shop"}}})
+	f.connect(t, "shop-client", "other-client")
+	f.subscribeAs(t, "shop-client", naming.Subscription{App: "shop"})
+	if b := spi.next(t); !slices.Equal(targets(b), []string{"shop-client"}) || b.Targets[0].App != "shop" {
+		t.Fatalf("the spi executor got %+v", b.Targets)
+	}
+	f.subscribeAs(t, "other-client", naming.Subscription{App: "billing"})
+	if b := f.exec.next(t); !slices.Equal(targets(b), []string{"other-client"}) {
+		t.Fatalf("the rpc executor got %v", targets(b))
+	}
+}
+
+func TestObserverIsPushedEveryChangeAndRetried(t *testing.T) {
+	hook := newRecorder()
+	hook.setFail(func(sdkpush.Target) bool { return true })
+	f := start(t, 0, 50*time.Millisecond, Route{Name: "hook", Role: sdkpush.RoleSPI, Executor: hook,
+		Interest: sdkpush.Interest{Services: []string{"ord*"}, Observe: true}})
+	f.connect(t, "p")
+	f.register(t, "p", "10.0.0.1") // no subscriber at all
+	b := hook.next(t)
+	if !slices.Equal(targets(b), []string{"observer:hook"}) || !slices.Equal(hostIPs(t, b), []string{"10.0.0.1"}) {
+		t.Fatalf("the observer got %v with %v", targets(b), hostIPs(t, b))
+	}
+	hook.setFail(nil)
+	if b := hook.next(t); !slices.Equal(targets(b), []string{"observer:hook"}) {
+		t.Fatalf("the failed observer push was not retried: %v", targets(b))
+	}
+	if err := f.registry.Register(context.Background(), "p", naming.Service{Namespace: "public", Group: "DEFAULT_GROUP", Name: "users"},
+		instance("10.0.0.2")); err != nil {
+		t.Fatal(err)
+	}
+	f.register(t, "p", "10.0.0.3") // the next push is for orders again, not users
+	if b := hook.next(t); b.Service.Name != "orders" {
+		t.Fatalf("the observer was pushed %s, which its interest excludes", b.Service.Name)
 	}
 }

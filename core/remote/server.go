@@ -245,7 +245,7 @@ func (s *Server) register(c *conn, body []byte) error {
 	}
 	s.conns[c.id] = c
 	s.mu.Unlock()
-	if err := s.registry.Connect(c.id); err != nil {
+	if err := s.registry.Connect(c.id, setup.Labels); err != nil {
 		s.mu.Lock()
 		delete(s.conns, c.id)
 		s.mu.Unlock()

@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/sextantd/sextant/core/httpapi"
 	"github.com/sextantd/sextant/core/naming"
 	"github.com/sextantd/sextant/core/notify"
+	"github.com/sextantd/sextant/core/pluginhost"
 	"github.com/sextantd/sextant/core/push"
 	"github.com/sextantd/sextant/core/remote"
 	sdkpush "github.com/sextantd/sextant/sdk/push"
@@ -30,9 +33,11 @@ const StopTimeout = 5 * time.Second
 // Options are what the binary supplies beyond the configuration.
 type Options struct {
 	Logger hclog.Logger
-	// NewRPCExecutor builds the executor for subscribers on gRPC connections
-	// from the host service it sends through.
-	NewRPCExecutor func(sdkpush.Connections) sdkpush.Executor
+	// Builtins are the plugins the binary carries, by name.
+	Builtins map[string]sdkpush.Plugin
+	// Executable is the binary's path, which runs a built-in plugin as
+	// "Executable plugin NAME".
+	Executable string
 }
 
 // component is a long-lived part of the server.
@@ -79,10 +84,18 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		Logger:         log.Named("remote"),
 		Metrics:        metrics,
 	})
+	plugins := pluginhost.New(pluginhost.Config{
+		Specs:       pluginSpecs(cfg.Plugins),
+		Builtins:    opts.Builtins,
+		Executable:  opts.Executable,
+		Connections: rs,
+		Logger:      log.Named("plugins"),
+		Metrics:     metrics,
+	})
 	pusher, err := push.New(push.Config{
 		Registry:   registry,
 		Bus:        bus,
-		Executor:   opts.NewRPCExecutor(rs),
+		Routes:     func() []push.Route { return pushRoutes(plugins.Executors()) },
 		Delay:      cfg.Push.Delay,
 		Timeout:    cfg.Push.Timeout,
 		RetryDelay: cfg.Push.RetryDelay,
@@ -100,8 +113,27 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		Pprof:    cfg.Debug.Pprof,
 		Logger:   log.Named("http"),
 	})
-	s.components = []component{bus, pusher, rs, s.http}
+	s.components = []component{bus, plugins, pusher, rs, s.http}
 	return s, nil
+}
+
+// pluginSpecs lists the enabled plugins in name order.
+func pluginSpecs(plugins map[string]config.Plugin) []pluginhost.Spec {
+	var specs []pluginhost.Spec
+	for _, name := range slices.Sorted(maps.Keys(plugins)) {
+		if p := plugins[name]; !p.Disabled {
+			specs = append(specs, pluginhost.Spec{Name: name, Path: p.Path, SHA256: p.SHA256, InProcess: p.InProcess, Config: p.Config})
+		}
+	}
+	return specs
+}
+
+func pushRoutes(executors []pluginhost.Executor) []push.Route {
+	routes := make([]push.Route, len(executors))
+	for i, e := range executors {
+		routes[i] = push.Route{Name: e.Name, Role: e.Role, Interest: e.Interest, Executor: e.Executor}
+	}
+	return routes
 }
 
 // Start prepares the data directory and starts every part; once all run, the

@@ -47,9 +47,11 @@ func TestStopLeavesNothingRunning(t *testing.T) {
 	cfg.Remote.GRPCPort = freePort(t)
 	cfg.DataDir = t.TempDir()
 	cfg.Push.Delay = 0
+	// The test binary cannot run "sextant plugin", so the executor runs in process.
+	cfg.Plugins = map[string]config.Plugin{"pushrpc": {InProcess: true}}
 	srv, err := New(cfg, Options{
-		Logger:         hclog.NewNullLogger(),
-		NewRPCExecutor: func(c sdkpush.Connections) sdkpush.Executor { return pushrpc.New(c) },
+		Logger:   hclog.NewNullLogger(),
+		Builtins: map[string]sdkpush.Plugin{"pushrpc": pushrpc.Plugin},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -65,3 +65,14 @@ debug {
   # Serve Go's profiler under /debug/pprof/ on the HTTP port.
   pprof = false
 }
+
+# Plugins to run, by name. pushrpc, the built-in executor that pushes to gRPC
+# subscribers, runs by default as its own process ("sextant plugin pushrpc").
+# A third party's plugin is added with its binary's path (see
+# examples/push-webhook); "disabled = true" keeps a plugin from running.
+plugins {
+  pushrpc {
+    # Run inside the server instead of as a child process (built-ins only).
+    in_process = false
+  }
+}
