@@ -1,10 +1,7 @@
 package main_test
 
 import (
-	"bytes"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -17,37 +14,8 @@ import (
 
 func TestMain(m *testing.M) { servertest.Main(m) }
 
-// runBinary runs sextant to completion and returns its exit code and output.
-func runBinary(t *testing.T, env []string, args ...string) (int, string) {
-	t.Helper()
-	cmd := exec.Command(servertest.Binary(t), args...)
-	cmd.Env = append(os.Environ(), env...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	done := make(chan error, 1)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			return exit.ExitCode(), out.String()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0, out.String()
-	case <-time.After(20 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatalf("sextant %v did not exit:\n%s", args, out.String())
-		return 0, ""
-	}
-}
-
 func TestVersion(t *testing.T) {
-	code, out := runBinary(t, nil, "version")
+	code, out := servertest.Run(t, nil, "version")
 	if code != 0 || !regexp.MustCompile(`^sextant \S+ go\S+ \w+/\w+\n$`).MatchString(out) {
 		t.Fatalf("version: exit %d, %q", code, out)
 	}
@@ -92,7 +60,7 @@ func TestBadConfigurationStopsStartup(t *testing.T) {
 		{"unknown flag", nil, []string{"--colour"}, []string{"colour"}},
 	}
 	for _, tc := range tests {
-		code, out := runBinary(t, tc.env, append(append([]string{"server"}, portFlag...), tc.args...)...)
+		code, out := servertest.Run(t, tc.env, append(append([]string{"server"}, portFlag...), tc.args...)...)
 		if code == 0 {
 			t.Errorf("%s: exit 0\n%s", tc.name, out)
 			continue

@@ -29,10 +29,13 @@ var (
 	buildErr  error
 )
 
-// Main runs the tests of a package that starts servers, then removes the
-// binary it built. Call it from TestMain.
-func Main(m *testing.M) {
+// Main runs the tests of a package that starts servers, then runs cleanups
+// and removes the binary it built. Call it from TestMain.
+func Main(m *testing.M, cleanups ...func()) {
 	code := m.Run()
+	for _, c := range cleanups {
+		c()
+	}
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)
 	}
@@ -72,6 +75,7 @@ type Server struct {
 	logs     *syncBuffer
 	exited   chan struct{}
 	exitErr  error
+	killed   bool // by Kill, on purpose
 }
 
 // Options are what a test adds to a server's command line and environment.
@@ -160,10 +164,14 @@ func (s *Server) PID() int { return s.cmd.Process.Pid }
 func (s *Server) Logs() string { return s.logs.String() }
 
 // Stop sends SIGTERM and waits for the process; it returns an error unless
-// the server exits with status 0 within its stop timeout (and a margin).
+// the server exits with status 0 within its stop timeout (and a margin). A
+// server that Kill ended is not an error.
 func (s *Server) Stop() error {
 	select {
 	case <-s.exited:
+		if s.killed {
+			return nil
+		}
 		return s.exitErr
 	default:
 	}
@@ -180,6 +188,13 @@ func (s *Server) Stop() error {
 	}
 }
 
+// Kill ends the server with SIGKILL, as a crash would, and waits for it.
+func (s *Server) Kill() {
+	s.killed = true
+	_ = s.cmd.Process.Kill()
+	<-s.exited
+}
+
 // Wait waits for the process to exit by itself and returns how it ended.
 func (s *Server) Wait(ctx context.Context) error {
 	select {
@@ -188,6 +203,28 @@ func (s *Server) Wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Run runs the sextant binary to completion with args, adding env to the
+// test's environment, and returns its exit code and everything it printed.
+func Run(t testing.TB, env []string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, Binary(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("sextant %v did not exit in %v:\n%s", args, StartTimeout, out)
+	}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		return exit.ExitCode(), string(out)
+	case err != nil:
+		t.Fatalf("running sextant %v: %v", args, err)
+	}
+	return 0, string(out)
 }
 
 // FreePortPair finds a free port P whose P+1000 is free too.

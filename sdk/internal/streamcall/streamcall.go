@@ -149,14 +149,16 @@ func (c *Caller[Req, Res]) receive() {
 // the answer. Serve returns once every handler has returned.
 func Serve[Req Request, Res any](s Stream[Res, Req], handle func(context.Context, Req) []string, result func(id uint64, errs []string) Res) error {
 	ctx, cancelAll := context.WithCancel(context.Background())
-	defer cancelAll()
 	var (
 		sendMu   sync.Mutex
 		mu       sync.Mutex
 		inflight = make(map[uint64]context.CancelFunc)
 		handlers sync.WaitGroup
 	)
-	defer handlers.Wait()
+	defer func() {
+		cancelAll() // the stream is gone: nobody waits for these results
+		handlers.Wait()
+	}()
 	for {
 		req, err := s.Recv()
 		if err != nil {

@@ -2,6 +2,7 @@ package nacossdk_test
 
 import (
 	"fmt"
+	"github.com/sextantd/sextant/cmd/internal/nacostest"
 	"reflect"
 	"slices"
 	"sync"
@@ -14,16 +15,16 @@ import (
 func TestRegisterPushesEveryFieldIntact(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
-	provider, consumer := newClient(t, srv, ""), newClient(t, srv, "")
+	provider, consumer := nacostest.NewClient(t, srv, ""), nacostest.NewClient(t, srv, "")
 	svc := serviceName(t)
-	w := subscribe(t, consumer, vo.SubscribeParam{ServiceName: svc})
+	w := nacostest.Subscribe(t, consumer, vo.SubscribeParam{ServiceName: svc})
 
-	register(t, provider, vo.RegisterInstanceParam{
+	nacostest.Register(t, provider, vo.RegisterInstanceParam{
 		Ip: "10.1.2.3", Port: 8080, ServiceName: svc, ClusterName: "c-1", Weight: 2.5,
 		Metadata: map[string]string{"version": "1.2", "zone": "a"},
 	})
 
-	got := w.awaitCount(t, 1)[0]
+	got := w.AwaitCount(t, 1)[0]
 	want := model.Instance{
 		InstanceId:                "10.1.2.3#8080#c-1#DEFAULT_GROUP@@" + svc,
 		Ip:                        "10.1.2.3",
@@ -47,14 +48,14 @@ func TestRegisterPushesEveryFieldIntact(t *testing.T) {
 func TestSecondInstanceAndDeregister(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
-	p1, p2, consumer := newClient(t, srv, ""), newClient(t, srv, ""), newClient(t, srv, "")
+	p1, p2, consumer := nacostest.NewClient(t, srv, ""), nacostest.NewClient(t, srv, ""), nacostest.NewClient(t, srv, "")
 	svc := serviceName(t)
-	w := subscribe(t, consumer, vo.SubscribeParam{ServiceName: svc})
+	w := nacostest.Subscribe(t, consumer, vo.SubscribeParam{ServiceName: svc})
 
-	register(t, p1, vo.RegisterInstanceParam{Ip: "10.0.0.1", Port: 80, ServiceName: svc})
-	w.awaitCount(t, 1)
-	register(t, p2, vo.RegisterInstanceParam{Ip: "10.0.0.2", Port: 80, ServiceName: svc})
-	if got := addresses(w.awaitCount(t, 2)); !slices.Equal(got, []string{"10.0.0.1:80", "10.0.0.2:80"}) {
+	nacostest.Register(t, p1, vo.RegisterInstanceParam{Ip: "10.0.0.1", Port: 80, ServiceName: svc})
+	w.AwaitCount(t, 1)
+	nacostest.Register(t, p2, vo.RegisterInstanceParam{Ip: "10.0.0.2", Port: 80, ServiceName: svc})
+	if got := nacostest.Addresses(w.AwaitCount(t, 2)); !slices.Equal(got, []string{"10.0.0.1:80", "10.0.0.2:80"}) {
 		t.Fatalf("after the second register: %v", got)
 	}
 
@@ -62,7 +63,7 @@ func TestSecondInstanceAndDeregister(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("deregister: ok=%v err=%v", ok, err)
 	}
-	if got := addresses(w.awaitCount(t, 1)); !slices.Equal(got, []string{"10.0.0.2:80"}) {
+	if got := nacostest.Addresses(w.AwaitCount(t, 1)); !slices.Equal(got, []string{"10.0.0.2:80"}) {
 		t.Fatalf("after deregister: %v", got)
 	}
 }
@@ -70,18 +71,18 @@ func TestSecondInstanceAndDeregister(t *testing.T) {
 func TestUpdateWeightEnabledMetadata(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
-	provider, consumer := newClient(t, srv, ""), newClient(t, srv, "")
+	provider, consumer := nacostest.NewClient(t, srv, ""), nacostest.NewClient(t, srv, "")
 	svc := serviceName(t)
-	w := subscribe(t, consumer, vo.SubscribeParam{ServiceName: svc})
-	register(t, provider, vo.RegisterInstanceParam{Ip: "10.0.0.1", Port: 80, ServiceName: svc, Weight: 1, Metadata: map[string]string{"v": "1"}})
-	w.awaitCount(t, 1)
+	w := nacostest.Subscribe(t, consumer, vo.SubscribeParam{ServiceName: svc})
+	nacostest.Register(t, provider, vo.RegisterInstanceParam{Ip: "10.0.0.1", Port: 80, ServiceName: svc, Weight: 1, Metadata: map[string]string{"v": "1"}})
+	w.AwaitCount(t, 1)
 
 	update := vo.UpdateInstanceParam{Ip: "10.0.0.1", Port: 80, ServiceName: svc, Weight: 7, Enable: true, Healthy: true,
 		Ephemeral: true, Metadata: map[string]string{"v": "2", "new": "yes"}}
 	if ok, err := provider.UpdateInstance(update); err != nil || !ok {
 		t.Fatalf("update: ok=%v err=%v", ok, err)
 	}
-	w.await(t, "weight 7 and the new metadata", func(is []model.Instance) bool {
+	w.Await(t, "weight 7 and the new metadata", func(is []model.Instance) bool {
 		return len(is) == 1 && is[0].Weight == 7 && reflect.DeepEqual(is[0].Metadata, update.Metadata)
 	})
 
@@ -89,21 +90,21 @@ func TestUpdateWeightEnabledMetadata(t *testing.T) {
 	if ok, err := provider.UpdateInstance(update); err != nil || !ok {
 		t.Fatalf("disable: ok=%v err=%v", ok, err)
 	}
-	w.awaitCount(t, 0) // only enabled instances are pushed
+	w.AwaitCount(t, 0) // only enabled instances are pushed
 }
 
 func TestClosedClientsInstancesVanish(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
-	provider, stays, consumer := newClient(t, srv, ""), newClient(t, srv, ""), newClient(t, srv, "")
+	provider, stays, consumer := nacostest.NewClient(t, srv, ""), nacostest.NewClient(t, srv, ""), nacostest.NewClient(t, srv, "")
 	svc := serviceName(t)
-	w := subscribe(t, consumer, vo.SubscribeParam{ServiceName: svc})
-	register(t, provider, vo.RegisterInstanceParam{Ip: "10.0.0.1", Port: 80, ServiceName: svc})
-	register(t, stays, vo.RegisterInstanceParam{Ip: "10.0.0.2", Port: 80, ServiceName: svc})
-	w.awaitCount(t, 2)
+	w := nacostest.Subscribe(t, consumer, vo.SubscribeParam{ServiceName: svc})
+	nacostest.Register(t, provider, vo.RegisterInstanceParam{Ip: "10.0.0.1", Port: 80, ServiceName: svc})
+	nacostest.Register(t, stays, vo.RegisterInstanceParam{Ip: "10.0.0.2", Port: 80, ServiceName: svc})
+	w.AwaitCount(t, 2)
 
 	provider.CloseClient()
-	if got := addresses(w.awaitCount(t, 1)); !slices.Equal(got, []string{"10.0.0.2:80"}) {
+	if got := nacostest.Addresses(w.AwaitCount(t, 1)); !slices.Equal(got, []string{"10.0.0.2:80"}) {
 		t.Fatalf("after the provider closed: %v", got)
 	}
 }
@@ -111,9 +112,9 @@ func TestClosedClientsInstancesVanish(t *testing.T) {
 func TestBatchRegister(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
-	provider, consumer := newClient(t, srv, ""), newClient(t, srv, "")
+	provider, consumer := nacostest.NewClient(t, srv, ""), nacostest.NewClient(t, srv, "")
 	svc := serviceName(t)
-	w := subscribe(t, consumer, vo.SubscribeParam{ServiceName: svc})
+	w := nacostest.Subscribe(t, consumer, vo.SubscribeParam{ServiceName: svc})
 
 	var batch []vo.RegisterInstanceParam
 	for i := range 5 {
@@ -123,13 +124,13 @@ func TestBatchRegister(t *testing.T) {
 	if ok, err := provider.BatchRegisterInstance(vo.BatchRegisterInstanceParam{ServiceName: svc, Instances: batch}); err != nil || !ok {
 		t.Fatalf("batch register: ok=%v err=%v", ok, err)
 	}
-	w.awaitCount(t, 5)
+	w.AwaitCount(t, 5)
 
 	// A new batch replaces the set.
 	if ok, err := provider.BatchRegisterInstance(vo.BatchRegisterInstanceParam{ServiceName: svc, Instances: batch[:2]}); err != nil || !ok {
 		t.Fatalf("second batch register: ok=%v err=%v", ok, err)
 	}
-	if got := addresses(w.awaitCount(t, 2)); !slices.Equal(got, []string{"10.0.1.0:9000", "10.0.1.1:9000"}) {
+	if got := nacostest.Addresses(w.AwaitCount(t, 2)); !slices.Equal(got, []string{"10.0.1.0:9000", "10.0.1.1:9000"}) {
 		t.Fatalf("after the second batch: %v", got)
 	}
 }
@@ -138,11 +139,11 @@ func TestServiceListPages(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
 	const ns = "paging"
-	provider := newClient(t, srv, ns)
+	provider := nacostest.NewClient(t, srv, ns)
 	want := make([]string, 25)
 	for i := range want {
 		want[i] = fmt.Sprintf("svc-%02d", i)
-		register(t, provider, vo.RegisterInstanceParam{Ip: "10.0.0.1", Port: 80, ServiceName: want[i], GroupName: "paged"})
+		nacostest.Register(t, provider, vo.RegisterInstanceParam{Ip: "10.0.0.1", Port: 80, ServiceName: want[i], GroupName: "paged"})
 	}
 	var got []string
 	for page, size := range []int{10, 10, 5} {
@@ -165,23 +166,23 @@ func TestNamespacesAndGroupsAreIsolated(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
 	svc := serviceName(t)
-	inA, inB := newClient(t, srv, "ns-a"), newClient(t, srv, "ns-b")
-	register(t, inA, vo.RegisterInstanceParam{Ip: "10.0.0.1", Port: 80, ServiceName: svc, GroupName: "g1"})
-	register(t, inB, vo.RegisterInstanceParam{Ip: "10.0.0.2", Port: 80, ServiceName: svc, GroupName: "g1"})
-	register(t, inA, vo.RegisterInstanceParam{Ip: "10.0.0.3", Port: 80, ServiceName: svc, GroupName: "g2"})
+	inA, inB := nacostest.NewClient(t, srv, "ns-a"), nacostest.NewClient(t, srv, "ns-b")
+	nacostest.Register(t, inA, vo.RegisterInstanceParam{Ip: "10.0.0.1", Port: 80, ServiceName: svc, GroupName: "g1"})
+	nacostest.Register(t, inB, vo.RegisterInstanceParam{Ip: "10.0.0.2", Port: 80, ServiceName: svc, GroupName: "g1"})
+	nacostest.Register(t, inA, vo.RegisterInstanceParam{Ip: "10.0.0.3", Port: 80, ServiceName: svc, GroupName: "g2"})
 
 	for _, tc := range []struct {
 		name   string
 		client func() []model.Instance
 		want   []string
 	}{
-		{"ns-a/g1", func() []model.Instance { return selectAll(t, newClient(t, srv, "ns-a"), svc, "g1") }, []string{"10.0.0.1:80"}},
-		{"ns-b/g1", func() []model.Instance { return selectAll(t, newClient(t, srv, "ns-b"), svc, "g1") }, []string{"10.0.0.2:80"}},
-		{"ns-a/g2", func() []model.Instance { return selectAll(t, newClient(t, srv, "ns-a"), svc, "g2") }, []string{"10.0.0.3:80"}},
-		{"ns-b/g2", func() []model.Instance { return selectAll(t, newClient(t, srv, "ns-b"), svc, "g2") }, []string{}},
-		{"public/g1", func() []model.Instance { return selectAll(t, newClient(t, srv, ""), svc, "g1") }, []string{}},
+		{"ns-a/g1", func() []model.Instance { return selectAll(t, nacostest.NewClient(t, srv, "ns-a"), svc, "g1") }, []string{"10.0.0.1:80"}},
+		{"ns-b/g1", func() []model.Instance { return selectAll(t, nacostest.NewClient(t, srv, "ns-b"), svc, "g1") }, []string{"10.0.0.2:80"}},
+		{"ns-a/g2", func() []model.Instance { return selectAll(t, nacostest.NewClient(t, srv, "ns-a"), svc, "g2") }, []string{"10.0.0.3:80"}},
+		{"ns-b/g2", func() []model.Instance { return selectAll(t, nacostest.NewClient(t, srv, "ns-b"), svc, "g2") }, []string{}},
+		{"public/g1", func() []model.Instance { return selectAll(t, nacostest.NewClient(t, srv, ""), svc, "g1") }, []string{}},
 	} {
-		if got := addresses(tc.client()); !slices.Equal(got, tc.want) {
+		if got := nacostest.Addresses(tc.client()); !slices.Equal(got, tc.want) {
 			t.Errorf("%s sees %v, want %v", tc.name, got, tc.want)
 		}
 	}
@@ -201,18 +202,18 @@ func selectAll(t *testing.T, client interface {
 func TestClusterSubscriptionSeesOnlyItsCluster(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
-	provider1, provider2, consumer := newClient(t, srv, ""), newClient(t, srv, ""), newClient(t, srv, "")
+	provider1, provider2, consumer := nacostest.NewClient(t, srv, ""), nacostest.NewClient(t, srv, ""), nacostest.NewClient(t, srv, "")
 	svc := serviceName(t)
-	all := subscribe(t, consumer, vo.SubscribeParam{ServiceName: svc})
-	onlyA := subscribe(t, newClient(t, srv, ""), vo.SubscribeParam{ServiceName: svc, Clusters: []string{"cluster-a"}})
+	all := nacostest.Subscribe(t, consumer, vo.SubscribeParam{ServiceName: svc})
+	onlyA := nacostest.Subscribe(t, nacostest.NewClient(t, srv, ""), vo.SubscribeParam{ServiceName: svc, Clusters: []string{"cluster-a"}})
 
-	register(t, provider1, vo.RegisterInstanceParam{Ip: "10.0.0.1", Port: 80, ServiceName: svc, ClusterName: "cluster-a"})
-	register(t, provider2, vo.RegisterInstanceParam{Ip: "10.0.0.2", Port: 80, ServiceName: svc, ClusterName: "cluster-b"})
+	nacostest.Register(t, provider1, vo.RegisterInstanceParam{Ip: "10.0.0.1", Port: 80, ServiceName: svc, ClusterName: "cluster-a"})
+	nacostest.Register(t, provider2, vo.RegisterInstanceParam{Ip: "10.0.0.2", Port: 80, ServiceName: svc, ClusterName: "cluster-b"})
 
-	all.awaitCount(t, 2)
-	got := onlyA.awaitCount(t, 1)
+	all.AwaitCount(t, 2)
+	got := onlyA.AwaitCount(t, 1)
 	if got[0].ClusterName != "cluster-a" {
-		t.Fatalf("the cluster-a subscriber was pushed %s", describe(got))
+		t.Fatalf("the cluster-a subscriber was pushed %s", nacostest.Describe(got))
 	}
 }
 
@@ -220,16 +221,16 @@ func TestTwentySubscribersAllGetOneChange(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
 	svc := serviceName(t)
-	watchers := make([]*watcher, 20)
+	watchers := make([]*nacostest.Watcher, 20)
 	for i := range watchers {
-		watchers[i] = subscribe(t, newClient(t, srv, ""), vo.SubscribeParam{ServiceName: svc})
+		watchers[i] = nacostest.Subscribe(t, nacostest.NewClient(t, srv, ""), vo.SubscribeParam{ServiceName: svc})
 	}
-	register(t, newClient(t, srv, ""), vo.RegisterInstanceParam{Ip: "10.0.0.9", Port: 443, ServiceName: svc})
+	nacostest.Register(t, nacostest.NewClient(t, srv, ""), vo.RegisterInstanceParam{Ip: "10.0.0.9", Port: 443, ServiceName: svc})
 
 	var wg sync.WaitGroup
 	for i, w := range watchers {
 		wg.Go(func() {
-			if _, err := w.wait("the instance", countIs(1)); err != nil {
+			if _, err := w.Wait("the instance", nacostest.CountIs(1)); err != nil {
 				t.Errorf("subscriber %d: %v", i, err)
 			}
 		})
