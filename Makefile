@@ -21,10 +21,13 @@ run: build
 test:
 	$(GO) test -race -timeout 15m ./...
 
-## bench: Go micro-benchmarks of the engines, bus, registry and encoders
-bench:
+## bench: Go micro-benchmarks of the engines, bus, registry and encoders, then a
+## short run of every sextant-bench scenario against fresh servers (reports/bench.{txt,json})
+bench: build
 	@mkdir -p $(REPORTS)
 	$(GO) test -run '^$$' -bench . -benchmem ./core/... | tee $(REPORTS)/micro.txt
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/sextant-bench ./cmd/sextant-bench
+	$(BIN)/sextant-bench suite --server $(BIN)/sextant --out $(REPORTS) --profile short
 
 ## lint: gofmt, go vet and staticcheck (pinned)
 lint:
