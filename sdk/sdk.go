@@ -71,15 +71,21 @@ func Logger(name string) hclog.Logger {
 // it, or soon after the host dies.
 func Serve(plugins plugin.PluginSet, logger hclog.Logger) {
 	go exitWithParent(logger)
-	plugin.Serve(&plugin.ServeConfig{
+	plugin.Serve(ServeConfig(plugins, logger))
+	os.Exit(0)
+}
+
+// ServeConfig is how Serve serves plugins, for tests that serve a plugin
+// inside their own process (go-plugin's ServeConfig.Test).
+func ServeConfig(plugins plugin.PluginSet, logger hclog.Logger) *plugin.ServeConfig {
+	return &plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: plugins},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(MaxMessageSize), grpc.MaxSendMsgSize(MaxMessageSize))...)
 		},
 		Logger: logger,
-	})
-	os.Exit(0)
+	}
 }
 
 // exitWithParent ends the process once its parent — the host — is gone, so a

@@ -92,14 +92,11 @@ func (p *plugin) startInProcess() error {
 	if err != nil {
 		return err
 	}
-	exec, err := builtin.New(config, sdkpush.Host{Connections: p.host.cfg.Connections, Logger: p.log})
+	exec, interest, err := sdkpush.NewExecutor(builtin, config, sdkpush.Host{Connections: p.host.cfg.Connections, Logger: p.log})
 	if err != nil {
 		return err
 	}
-	p.role, p.current = builtin.Role, exec
-	if in, ok := exec.(sdkpush.Interested); ok {
-		p.interest = in.Interest()
-	}
+	p.role, p.interest, p.current = builtin.Role, interest, exec
 	p.log.Info("plugin running in process", "role", builtin.Role)
 	return nil
 }
@@ -204,6 +201,11 @@ func (p *plugin) launch(ctx context.Context) (*process, sdkpush.Description, sdk
 	interest, err := pc.Configure(ctx, config, p.host.cfg.Connections)
 	if err != nil {
 		return fail(fmt.Errorf("configuring: %w", err))
+	}
+	if desc.Role == sdkpush.RoleSPI {
+		if err := interest.Validate(); err != nil {
+			return fail(fmt.Errorf("an spi plugin must declare what it serves: %w", err))
+		}
 	}
 	streamCtx, cancelStream := context.WithCancel(context.Background())
 	exec, err := pc.Executor(streamCtx)

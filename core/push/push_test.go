@@ -260,7 +260,7 @@ func TestFailedTargetsAreRetriedAlone(t *testing.T) {
 func TestSPIExecutorServesTheSubscribersItWants(t *testing.T) {
 	spi := newRecorder()
 	f := start(t, 0, time.Hour, Route{Name: "shop-push", Role: sdkpush.RoleSPI, Executor: spi,
-		Interest: sdkpush.Interest{Apps: []string{"shop"}}})
+		Interest: sdkpush.Interest{Apps: []string{"shop"}, Subscribers: true}})
 	f.connect(t, "shop-client", "other-client")
 	f.subscribeAs(t, "shop-client", naming.Subscription{App: "shop"})
 	if b := spi.next(t); !slices.Equal(targets(b), []string{"shop-client"}) || b.Targets[0].App != "shop" {

@@ -56,8 +56,9 @@ type server struct {
 	broker *plugin.GRPCBroker
 	logger hclog.Logger
 
-	mu   sync.Mutex
-	exec Executor
+	mu       sync.Mutex
+	exec     Executor
+	hostConn *grpc.ClientConn // to the host's services
 }
 
 func (s *server) Info(context.Context, *pluginv1.InfoRequest) (*pluginv1.InfoResponse, error) {
@@ -93,30 +94,78 @@ func (s *server) Configure(_ context.Context, req *pluginv1.ConfigureRequest) (*
 	conns := &remoteConnections{caller: streamcall.NewCaller(stream, func(id uint64) *pluginv1.ConnectionRequest {
 		return &pluginv1.ConnectionRequest{Id: id, Cancel: true}
 	})}
-	exec, err := s.impl.New(req.GetConfigJson(), Host{Connections: conns, Logger: s.logger})
+	exec, interest, err := newExecutor(s.impl, req.GetConfigJson(), Host{Connections: conns, Logger: s.logger})
 	if err != nil {
-		return nil, fmt.Errorf("starting the executor: %w", err)
+		conn.Close()
+		return nil, err
 	}
-	s.exec = exec
+	s.exec, s.hostConn = exec, conn
 	resp := &pluginv1.ConfigureResponse{}
-	if in, ok := exec.(Interested); ok {
-		resp.Interest = interestToProto(in.Interest())
+	if s.impl.Role == RoleSPI {
+		resp.Interest = interestToProto(interest)
 	}
 	return resp, nil
 }
 
+// NewExecutor builds p's executor as Configure does — New's panics become
+// errors, an spi executor must declare a valid Interest — for a host that
+// runs a plugin in its own process.
+func NewExecutor(p Plugin, config []byte, host Host) (Executor, Interest, error) {
+	return newExecutor(p, config, host)
+}
+
+func newExecutor(p Plugin, config []byte, host Host) (exec Executor, interest Interest, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("starting the executor panicked: %v", r)
+		}
+	}()
+	if exec, err = p.New(config, host); err != nil {
+		return nil, interest, fmt.Errorf("starting the executor: %w", err)
+	}
+	if exec == nil {
+		return nil, interest, errors.New("starting the executor: New returned no executor")
+	}
+	if p.Role != RoleSPI {
+		return exec, interest, nil
+	}
+	in, ok := exec.(Interested)
+	if !ok {
+		return nil, interest, errors.New("an spi executor must implement Interested")
+	}
+	if interest = in.Interest(); interest.Validate() != nil {
+		return nil, interest, fmt.Errorf("invalid interest: %w", interest.Validate())
+	}
+	return exec, interest, nil
+}
+
 func (s *server) Push(stream pluginv1.PushExecutor_PushServer) error {
 	s.mu.Lock()
-	exec := s.exec
+	exec, hostConn := s.exec, s.hostConn
 	s.mu.Unlock()
 	if exec == nil {
 		return errors.New("push before Configure")
 	}
+	// The host opens one push stream per run of the plugin; when it ends,
+	// so does the plugin's use of the host's services.
+	defer hostConn.Close()
 	return streamcall.Serve(stream, func(ctx context.Context, req *pluginv1.PushRequest) []string {
-		return errorStrings(exec.Push(ctx, batchFromProto(req)))
+		b := batchFromProto(req)
+		return errorStrings(safePush(ctx, exec, b))
 	}, func(id uint64, errs []string) *pluginv1.PushResult {
 		return &pluginv1.PushResult{Id: id, Errors: errs}
 	})
+}
+
+// safePush runs exec.Push, turning a panic into an error for every target:
+// a plugin process must not die of one bad batch.
+func safePush(ctx context.Context, exec Executor, b Batch) (errs []error) {
+	defer func() {
+		if r := recover(); r != nil {
+			errs = repeat(fmt.Errorf("the executor panicked: %v", r), len(b.Targets))
+		}
+	}()
+	return exec.Push(ctx, b)
 }
 
 // remoteConnections is the host's Connections service seen from the plugin.
@@ -266,12 +315,12 @@ func batchFromProto(req *pluginv1.PushRequest) Batch {
 
 func interestToProto(in Interest) *pluginv1.Interest {
 	return &pluginv1.Interest{Namespaces: in.Namespaces, Groups: in.Groups, Services: in.Services, Apps: in.Apps,
-		Labels: in.Labels, Observe: in.Observe}
+		Labels: in.Labels, Subscribers: in.Subscribers, Observe: in.Observe}
 }
 
 func interestFromProto(p *pluginv1.Interest) Interest {
 	return Interest{Namespaces: p.GetNamespaces(), Groups: p.GetGroups(), Services: p.GetServices(), Apps: p.GetApps(),
-		Labels: p.GetLabels(), Observe: p.GetObserve()}
+		Labels: p.GetLabels(), Subscribers: p.GetSubscribers(), Observe: p.GetObserve()}
 }
 
 // errorStrings turns results into strings: "" for success.
@@ -287,15 +336,16 @@ func errorStrings(errs []error) []string {
 	return out
 }
 
-// errorsFromStrings turns strings back into results; a missing result is an
-// error, so is an extra one.
+// errorsFromStrings turns strings back into results for n targets. A wrong
+// number of results means a broken executor: every target then fails, so
+// that nothing is taken as delivered on its word.
 func errorsFromStrings(s []string, n int) []error {
+	if len(s) != n {
+		return repeat(fmt.Errorf("the executor returned %d results for %d targets", len(s), n), n)
+	}
 	errs := make([]error, n)
 	for i := range errs {
-		switch {
-		case i >= len(s):
-			errs[i] = fmt.Errorf("no result for this target (%d results for %d targets)", len(s), n)
-		case s[i] != "":
+		if s[i] != "" {
 			errs[i] = errors.New(s[i])
 		}
 	}

@@ -37,7 +37,9 @@ func (r relay) Push(ctx context.Context, b Batch) []error {
 	return r.host.Connections.Request(ctx, "Test", b.ServiceInfo, ids)
 }
 
-func (r relay) Interest() Interest { return Interest{Apps: []string{"web"}, Observe: true} }
+func (r relay) Interest() Interest {
+	return Interest{Apps: []string{"web"}, Subscribers: true, Observe: true}
+}
 
 var relayPlugin = Plugin{
 	Info: sdk.Info{Name: "relay", Version: "0.1.0", Config: sdk.Schema{{Key: "greeting", Type: sdk.String, Required: true}}},

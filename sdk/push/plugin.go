@@ -1,6 +1,8 @@
 package push
 
 import (
+	"errors"
+	"fmt"
 	"path"
 
 	"github.com/hashicorp/go-hclog"
@@ -23,8 +25,9 @@ const (
 	RoleSPI Role = "spi"
 )
 
-// Interest selects what an spi executor serves. An empty list matches
-// everything.
+// Interest is what an spi executor serves: the subscribers it takes over from
+// the built-in executors, the services it observes, or both. The lists select
+// services and subscribers; an empty list matches everything.
 type Interest struct {
 	Namespaces []string
 	Groups     []string
@@ -32,10 +35,27 @@ type Interest struct {
 	Apps       []string // the subscriber's application name
 	// Labels must all be on the subscriber's connection (ConnectionSetupRequest labels).
 	Labels map[string]string
-	// Observe: the executor is also pushed every change of the services
-	// matching Namespaces, Groups and Services, as if it subscribed to each
-	// of them itself (its target then has no connection).
+	// Subscribers: the executor serves the subscribers of the matching
+	// services whose application and labels match, instead of the built-in
+	// executors.
+	Subscribers bool
+	// Observe: the executor is pushed every change of the matching services,
+	// as if it subscribed to each of them itself (the target has no
+	// connection; its client id is "observer:" and the plugin's name).
 	Observe bool
+}
+
+// Validate reports an interest that selects nothing or has a bad pattern.
+func (in Interest) Validate() error {
+	if !in.Subscribers && !in.Observe {
+		return errors.New("the interest neither takes subscribers nor observes services")
+	}
+	for _, p := range in.Services {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("service pattern %q: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // MatchesService reports whether the interest covers a service.
@@ -43,10 +63,10 @@ func (in Interest) MatchesService(s Service) bool {
 	return matchAny(in.Namespaces, s.Namespace) && matchAny(in.Groups, s.Group) && matchPattern(in.Services, s.Name)
 }
 
-// MatchesSubscriber reports whether the interest covers a subscriber of s
+// MatchesSubscriber reports whether the interest takes a subscriber of s
 // with the given application and connection labels.
 func (in Interest) MatchesSubscriber(s Service, app string, labels map[string]string) bool {
-	if !in.MatchesService(s) || !matchAny(in.Apps, app) {
+	if !in.Subscribers || !in.MatchesService(s) || !matchAny(in.Apps, app) {
 		return false
 	}
 	for k, v := range in.Labels {

@@ -12,14 +12,15 @@ func TestInterestMatching(t *testing.T) {
 		service  bool
 		subscrib bool
 	}{
-		{"empty matches all", Interest{}, "", nil, true, true},
-		{"namespace", Interest{Namespaces: []string{"dev"}}, "", nil, false, false},
-		{"service pattern", Interest{Services: []string{"order-*"}}, "", nil, true, true},
-		{"service pattern miss", Interest{Services: []string{"user-*", "pay"}}, "", nil, false, false},
-		{"app", Interest{Apps: []string{"web"}}, "web", nil, true, true},
-		{"app miss", Interest{Apps: []string{"web"}}, "batch", nil, true, false},
-		{"labels", Interest{Labels: map[string]string{"zone": "a"}}, "", map[string]string{"zone": "a", "x": "y"}, true, true},
-		{"labels miss", Interest{Labels: map[string]string{"zone": "a"}}, "", map[string]string{"zone": "b"}, true, false},
+		{"empty matches all", Interest{Subscribers: true}, "", nil, true, true},
+		{"observe only takes no subscriber", Interest{Observe: true}, "", nil, true, false},
+		{"namespace", Interest{Namespaces: []string{"dev"}, Subscribers: true}, "", nil, false, false},
+		{"service pattern", Interest{Services: []string{"order-*"}, Subscribers: true}, "", nil, true, true},
+		{"service pattern miss", Interest{Services: []string{"user-*", "pay"}, Subscribers: true}, "", nil, false, false},
+		{"app", Interest{Apps: []string{"web"}, Subscribers: true}, "web", nil, true, true},
+		{"app miss", Interest{Apps: []string{"web"}, Subscribers: true}, "batch", nil, true, false},
+		{"labels", Interest{Labels: map[string]string{"zone": "a"}, Subscribers: true}, "", map[string]string{"zone": "a", "x": "y"}, true, true},
+		{"labels miss", Interest{Labels: map[string]string{"zone": "a"}, Subscribers: true}, "", map[string]string{"zone": "b"}, true, false},
 	}
 	for _, tc := range tests {
 		if got := tc.in.MatchesService(orders); got != tc.service {
@@ -27,6 +28,22 @@ func TestInterestMatching(t *testing.T) {
 		}
 		if got := tc.in.MatchesSubscriber(orders, tc.app, tc.labels); got != tc.subscrib {
 			t.Errorf("%s: MatchesSubscriber = %v", tc.name, got)
+		}
+	}
+}
+
+func TestInterestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		in Interest
+		ok bool
+	}{
+		{Interest{Subscribers: true}, true},
+		{Interest{Observe: true, Services: []string{"a-*"}}, true},
+		{Interest{}, false},
+		{Interest{Observe: true, Services: []string{"a["}}, false},
+	} {
+		if err := tc.in.Validate(); (err == nil) != tc.ok {
+			t.Errorf("Validate(%+v) = %v", tc.in, err)
 		}
 	}
 }

@@ -209,8 +209,8 @@ func (x *ConfigField) GetDescription() string {
 	return ""
 }
 
-// Interest selects subscribers (and, with observe, services) for an spi
-// executor. An empty list matches everything.
+// Interest is what an spi executor serves. The lists select services and
+// subscribers; an empty list matches everything.
 type Interest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Namespaces []string               `protobuf:"bytes,1,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
@@ -218,8 +218,11 @@ type Interest struct {
 	Services   []string               `protobuf:"bytes,3,rep,name=services,proto3" json:"services,omitempty"` // path.Match patterns
 	Apps       []string               `protobuf:"bytes,4,rep,name=apps,proto3" json:"apps,omitempty"`
 	Labels     map[string]string      `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"` // client connection labels that must all match
-	// observe: the executor is also pushed every change of the matching
-	// services, as if it subscribed to each of them itself.
+	// subscribers: the executor serves the matching subscribers instead of the
+	// built-in executors.
+	Subscribers bool `protobuf:"varint,7,opt,name=subscribers,proto3" json:"subscribers,omitempty"`
+	// observe: the executor is pushed every change of the matching services,
+	// as if it subscribed to each of them itself.
 	Observe       bool `protobuf:"varint,6,opt,name=observe,proto3" json:"observe,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -288,6 +291,13 @@ func (x *Interest) GetLabels() map[string]string {
 		return x.Labels
 	}
 	return nil
+}
+
+func (x *Interest) GetSubscribers() bool {
+	if x != nil {
+		return x.Subscribers
+	}
+	return false
 }
 
 func (x *Interest) GetObserve() bool {
@@ -410,7 +420,7 @@ const file_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
 	"\brequired\x18\x03 \x01(\bR\brequired\x12 \n" +
-	"\vdescription\x18\x04 \x01(\tR\vdescription\"\x88\x02\n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\"\xaa\x02\n" +
 	"\bInterest\x12\x1e\n" +
 	"\n" +
 	"namespaces\x18\x01 \x03(\tR\n" +
@@ -418,7 +428,8 @@ const file_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x06groups\x18\x02 \x03(\tR\x06groups\x12\x1a\n" +
 	"\bservices\x18\x03 \x03(\tR\bservices\x12\x12\n" +
 	"\x04apps\x18\x04 \x03(\tR\x04apps\x12?\n" +
-	"\x06labels\x18\x05 \x03(\v2'.sextant.plugin.v1.Interest.LabelsEntryR\x06labels\x12\x18\n" +
+	"\x06labels\x18\x05 \x03(\v2'.sextant.plugin.v1.Interest.LabelsEntryR\x06labels\x12 \n" +
+	"\vsubscribers\x18\a \x01(\bR\vsubscribers\x12\x18\n" +
 	"\aobserve\x18\x06 \x01(\bR\aobserve\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
