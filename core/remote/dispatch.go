@@ -47,7 +47,7 @@ func (s *Server) serveRequest(ctx context.Context, p *nacos.Payload) *nacos.Payl
 	start := time.Now()
 	typ := p.GetMetadata().GetType()
 	respType, resp, code := s.dispatch(ctx, typ, p)
-	body, err := json.Marshal(resp)
+	body, err := encode(resp)
 	if err != nil {
 		respType, code = typeErrorResponse, codeServerError
 		body, _ = json.Marshal(errorResponseFor("", errorf(codeServerError, "encoding %s: %v", respType, err)))
@@ -100,6 +100,16 @@ func (s *Server) dispatch(ctx context.Context, typ string, p *nacos.Payload) (re
 	}
 	r.succeed(requestID)
 	return h.respType, r, codeOK
+}
+
+// encoder is a response that encodes itself faster than encoding/json would.
+type encoder interface{ encode() ([]byte, error) }
+
+func encode(resp any) ([]byte, error) {
+	if e, ok := resp.(encoder); ok {
+		return e.encode()
+	}
+	return json.Marshal(resp)
 }
 
 func errorResponseFor(requestID string, e *Error) *errorResponse {

@@ -143,7 +143,22 @@ func (s *Server) batchInstance(ctx context.Context, c *call, req *batchInstanceR
 // serviceInfoResponse is both SubscribeServiceResponse and QueryServiceResponse.
 type serviceInfoResponse struct {
 	responseBase
-	ServiceInfo json.RawMessage `json:"serviceInfo"`
+	ServiceInfo []byte // the cached encoding of the view, spliced in as is
+}
+
+// encode writes the response around the cached ServiceInfo JSON without
+// re-reading it: encoding/json would validate and compact it on every answer.
+func (r *serviceInfoResponse) encode() ([]byte, error) {
+	base, err := json.Marshal(&r.responseBase)
+	if err != nil {
+		return nil, err
+	}
+	const field = `,"serviceInfo":`
+	out := make([]byte, 0, len(base)+len(field)+len(r.ServiceInfo))
+	out = append(out, base[:len(base)-1]...) // drop the closing brace
+	out = append(out, field...)
+	out = append(out, r.ServiceInfo...)
+	return append(out, '}'), nil
 }
 
 type subscribeServiceRequest struct {
