@@ -26,18 +26,27 @@ var (
 )
 
 // conn is one client connection with its bi-directional stream set up.
+//
+// Server requests queue on the connection and are written by a goroutine
+// that exists only while there is something to write, so that thousands of
+// idle connections cost no goroutine of their own.
 type conn struct {
-	id     string
-	addr   string // the client's ip:port, as the listener knows it
-	out    chan *nacos.Payload
-	done   chan struct{}
-	closed sync.Once
+	id   string
+	addr string // the client's ip:port, as the listener knows it
+	// write sends on the stream; one call at a time. A failed write means the
+	// connection is broken: brokenWrite is called and the queue dropped.
+	write       func(*nacos.Payload) error
+	brokenWrite func(error)
 
 	lastActive atomic.Int64 // unix nanoseconds of the last message from the client
 	probing    atomic.Bool  // a ClientDetectionRequest is outstanding
 
 	mu      sync.Mutex
-	pending map[string]*pendingRequest // by requestId
+	closed  bool
+	pending map[string]*pendingRequest // by requestId; made on first use
+	queue   []*nacos.Payload           // waiting to be written
+	writing bool                       // a writer goroutine runs
+	writers sync.WaitGroup
 }
 
 type pendingRequest struct {
@@ -48,14 +57,8 @@ type pendingRequest struct {
 	result  chan error // buffered; receives exactly once
 }
 
-func newConn(id, addr string, now time.Time) *conn {
-	c := &conn{
-		id:      id,
-		addr:    addr,
-		out:     make(chan *nacos.Payload, outboundQueue),
-		done:    make(chan struct{}),
-		pending: make(map[string]*pendingRequest),
-	}
+func newConn(id, addr string, now time.Time, write func(*nacos.Payload) error, brokenWrite func(error)) *conn {
+	c := &conn{id: id, addr: addr, write: write, brokenWrite: brokenWrite}
 	c.touch(now)
 	return c
 }
@@ -67,18 +70,48 @@ func (c *conn) idleSince() time.Time { return time.Unix(0, c.lastActive.Load()) 
 // send queues p, a request with the given id, and returns where its answer will
 // arrive. It never blocks.
 func (c *conn) send(typ, requestID string, p *nacos.Payload, now time.Time) (*pendingRequest, error) {
-	pr := &pendingRequest{typ: typ, sentAt: now, result: make(chan error, 1)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.pending == nil {
+	if c.closed {
 		return nil, errConnectionClosed
 	}
-	select {
-	case c.out <- p:
-		c.pending[requestID] = pr
-		return pr, nil
-	default:
+	if len(c.queue) >= outboundQueue {
 		return nil, errSendQueueFull
+	}
+	pr := &pendingRequest{typ: typ, sentAt: now, result: make(chan error, 1)}
+	if c.pending == nil {
+		c.pending = make(map[string]*pendingRequest)
+	}
+	c.pending[requestID] = pr
+	c.queue = append(c.queue, p)
+	if !c.writing {
+		c.writing = true
+		c.writers.Add(1)
+		go c.drain()
+	}
+	return pr, nil
+}
+
+// drain writes the queue in order until it is empty.
+func (c *conn) drain() {
+	defer c.writers.Done()
+	for {
+		c.mu.Lock()
+		if c.closed || len(c.queue) == 0 {
+			c.writing, c.queue = false, nil
+			c.mu.Unlock()
+			return
+		}
+		p := c.queue[0]
+		c.queue[0], c.queue = nil, c.queue[1:]
+		c.mu.Unlock()
+		if err := c.write(p); err != nil {
+			c.mu.Lock()
+			c.writing, c.queue = false, nil
+			c.mu.Unlock()
+			c.brokenWrite(err)
+			return
+		}
 	}
 }
 
@@ -112,22 +145,18 @@ func (c *conn) answer(body []byte) (*pendingRequest, error) {
 	return pr, nil
 }
 
-// close ends the connection once: its stream stops and every pending request
-// fails. It reports whether this call closed it.
-func (c *conn) close() bool {
-	first := false
-	c.closed.Do(func() {
-		first = true
-		close(c.done)
-		c.mu.Lock()
-		pending := c.pending
-		c.pending = nil
-		c.mu.Unlock()
-		for _, pr := range pending {
-			pr.result <- errConnectionClosed
-		}
-	})
-	return first
+// close ends the connection: nothing more is written, every pending request
+// fails, and close returns once no writer goroutine runs.
+func (c *conn) close() {
+	c.mu.Lock()
+	c.closed = true
+	pending := c.pending
+	c.pending, c.queue = nil, nil
+	c.mu.Unlock()
+	for _, pr := range pending {
+		pr.result <- errConnectionClosed
+	}
+	c.writers.Wait()
 }
 
 // serverRequest builds the payload of a server-to-client request.

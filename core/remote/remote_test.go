@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,14 +55,20 @@ func newTestServer(t *testing.T) *Server {
 	return s
 }
 
-// addConn registers a set-up connection without a network.
-func addConn(t *testing.T, s *Server, id string) *conn {
+// addConn registers a set-up connection without a network; what the server
+// writes to it arrives on the returned channel.
+func addConn(t *testing.T, s *Server, id string) (*conn, chan *nacos.Payload) {
 	t.Helper()
-	c := newConn(id, "", time.Now())
+	written := make(chan *nacos.Payload, outboundQueue)
+	c := newConn(id, "", time.Now(), func(p *nacos.Payload) error {
+		written <- p
+		return nil
+	}, func(error) {})
 	if err := s.register(c, []byte(`{"clientVersion":"test"}`)); err != nil {
 		t.Fatal(err)
 	}
-	return c
+	t.Cleanup(c.close)
+	return c, written
 }
 
 // call serves one unary request as the connection id would send it and
@@ -129,9 +136,9 @@ func TestDispatch(t *testing.T) {
 	}
 }
 
-// answer reads the request queued on c and answers it with resultCode.
-func answer(c *conn, resultCode int) error {
-	p := <-c.out
+// answer reads the request written to c and answers it with resultCode.
+func answer(c *conn, written <-chan *nacos.Payload, resultCode int) error {
+	p := <-written
 	var req struct{ RequestID string }
 	if err := json.Unmarshal(p.GetBody().GetValue(), &req); err != nil || req.RequestID == "" {
 		return fmt.Errorf("queued request %s: %v", p.GetBody().GetValue(), err)
@@ -143,10 +150,16 @@ func answer(c *conn, resultCode int) error {
 
 func TestRequestMatchesAnswers(t *testing.T) {
 	s := newTestServer(t)
-	ok, refuses, silent := addConn(t, s, "ok"), addConn(t, s, "refuses"), addConn(t, s, "silent")
-	for c, code := range map[*conn]int{ok: 200, refuses: 500} {
+	ok, okWritten := addConn(t, s, "ok")
+	refuses, refusesWritten := addConn(t, s, "refuses")
+	silent, _ := addConn(t, s, "silent")
+	for _, a := range []struct {
+		c       *conn
+		written chan *nacos.Payload
+		code    int
+	}{{ok, okWritten, 200}, {refuses, refusesWritten, 500}} {
 		go func() {
-			if err := answer(c, code); err != nil {
+			if err := answer(a.c, a.written, a.code); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -175,9 +188,30 @@ func TestRequestMatchesAnswers(t *testing.T) {
 
 func TestRequestFailsFastOnAFullQueue(t *testing.T) {
 	s := newTestServer(t)
-	c := addConn(t, s, "slow")
-	for range outboundQueue {
-		c.out <- &nacos.Payload{}
+	release := make(chan struct{})
+	// A client that stopped reading: the write blocks until the test ends.
+	c := newConn("slow", "", time.Now(), func(*nacos.Payload) error {
+		<-release
+		return errors.New("closed")
+	}, func(error) {})
+	if err := s.register(c, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		close(release)
+		c.close()
+	}()
+	sent := 0
+	for ; sent <= outboundQueue+1; sent++ {
+		if _, err := c.send("NotifySubscriberRequest", strconv.Itoa(sent), &nacos.Payload{}, time.Now()); err != nil {
+			if !errors.Is(err, errSendQueueFull) {
+				t.Fatalf("send %d: %v", sent, err)
+			}
+			break
+		}
+	}
+	if sent < outboundQueue || sent > outboundQueue+1 {
+		t.Fatalf("the queue took %d requests before refusing, want %d (+1 being written)", sent, outboundQueue)
 	}
 	errs := s.Request(context.Background(), "NotifySubscriberRequest", []byte(`{}`), []string{"slow"})
 	if !errors.Is(errs[0], errSendQueueFull) {
@@ -185,11 +219,26 @@ func TestRequestFailsFastOnAFullQueue(t *testing.T) {
 	}
 }
 
+func TestWritesKeepTheirOrder(t *testing.T) {
+	s := newTestServer(t)
+	c, written := addConn(t, s, "ordered")
+	for i := range 100 {
+		if _, err := c.send("R", strconv.Itoa(i), &nacos.Payload{Metadata: &nacos.Metadata{Type: strconv.Itoa(i)}}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 100 {
+		if p := <-written; p.GetMetadata().GetType() != strconv.Itoa(i) {
+			t.Fatalf("write %d was request %s", i, p.GetMetadata().GetType())
+		}
+	}
+}
+
 func TestClosingFailsPendingRequests(t *testing.T) {
 	s := newTestServer(t)
-	c := addConn(t, s, "closing")
+	c, written := addConn(t, s, "closing")
 	go func() {
-		<-c.out
+		<-written
 		c.close()
 	}()
 	errs := s.Request(context.Background(), "NotifySubscriberRequest", []byte(`{}`), []string{"closing"})

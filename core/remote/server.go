@@ -24,6 +24,10 @@ import (
 	"github.com/sextantd/sextant/proto/nacos"
 )
 
+// readBufferSize is each connection's read buffer: most client requests are
+// well under it (grpc-go's default is 32 KiB).
+const readBufferSize = 4 << 10
+
 // Config configures a Server.
 type Config struct {
 	Addr           string // listen address, e.g. ":9848"
@@ -72,6 +76,10 @@ func New(cfg Config) *Server {
 	s.metrics = newMetrics(cfg.Metrics, s.connectionCount)
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxMessageSize),
+		// Thousands of mostly idle connections: a small read buffer each, and
+		// write buffers that go back to a pool after every flush.
+		grpc.ReadBufferSize(readBufferSize),
+		grpc.SharedWriteBuffer(true),
 		grpc.StatsHandler(connTagger{}),
 		// The official clients ping every 60 s even when idle; grpc-go's default
 		// policy would answer that with GOAWAY "too_many_pings".
@@ -162,9 +170,9 @@ func (st streamService) RequestBiStream(stream nacos.BiRequestStream_RequestBiSt
 	return st.s.serveStream(stream)
 }
 
-// serveStream runs one client's bi-directional stream: this goroutine reads,
-// another writes the server's requests. When the stream ends, for whatever
-// reason, the client is removed and its TCP connection closed.
+// serveStream runs one client's bi-directional stream: this goroutine reads;
+// the server's requests are written by the connection. When the stream ends,
+// for whatever reason, the client is removed and its TCP connection closed.
 func (s *Server) serveStream(stream nacos.BiRequestStream_RequestBiStreamServer) error {
 	ctx := stream.Context()
 	id := connectionIDFrom(ctx)
@@ -172,20 +180,16 @@ func (s *Server) serveStream(stream nacos.BiRequestStream_RequestBiStreamServer)
 	if p, ok := peer.FromContext(ctx); ok {
 		addr = p.Addr.String()
 	}
-	c := newConn(id, addr, time.Now())
-	written := make(chan struct{})
-	go func() {
-		defer close(written)
-		s.write(stream, c)
-	}()
-
+	c := newConn(id, addr, time.Now(), stream.Send, func(err error) {
+		s.log.Debug("send failed; closing connection", "connection", id, "error", err)
+		s.lis.closeConn(addr)
+	})
 	registered, err := s.read(stream, c)
+	s.lis.closeConn(addr) // unblocks a writer stuck on a client that stopped reading
 	c.close()
 	if registered {
 		s.unregister(c)
 	}
-	s.lis.closeConn(addr)
-	<-written
 	return err
 }
 
@@ -214,21 +218,6 @@ func (s *Server) read(stream nacos.BiRequestStream_RequestBiStreamServer, c *con
 			return false, err
 		}
 		registered = true
-	}
-}
-
-func (s *Server) write(stream nacos.BiRequestStream_RequestBiStreamServer, c *conn) {
-	for {
-		select {
-		case p := <-c.out:
-			if err := stream.Send(p); err != nil {
-				s.log.Debug("send failed; closing connection", "connection", c.id, "error", err)
-				s.lis.closeConn(c.addr)
-				return
-			}
-		case <-c.done:
-			return
-		}
 	}
 }
 
