@@ -57,6 +57,26 @@ type Pusher struct {
 	deliveries sync.WaitGroup
 	ctx        context.Context
 	cancel     context.CancelFunc
+
+	mu sync.Mutex
+	// inflight holds, per service, the generation of batches being
+	// delivered: the next one waits for it (see generation).
+	inflight map[naming.Service]*generation
+}
+
+// orderWindow is how long a service's next push waits for the previous one's
+// acknowledgements. Waiting keeps a subscriber from being sent newer data
+// before older data (which it would then drop as stale) and merges the
+// changes made meanwhile into one push; not waiting longer keeps one silent
+// subscriber from slowing every push of its service down.
+const orderWindow = 100 * time.Millisecond
+
+// generation is one execution's batches of a service. It ends when all of
+// them are acknowledged or when orderWindow has passed; then the task that
+// arrived meanwhile, if any, is run.
+type generation struct {
+	batches int   // not yet acknowledged
+	pending *task // arrived meanwhile
 }
 
 // task says whom to push a service to: every subscriber, or some clients.
@@ -78,7 +98,7 @@ func mergeTasks(pending, incoming task) task {
 // New returns a Pusher subscribed to the registry's events on cfg.Bus; call it
 // before the bus starts.
 func New(cfg Config) (*Pusher, error) {
-	p := &Pusher{cfg: cfg, log: cfg.Logger}
+	p := &Pusher{cfg: cfg, log: cfg.Logger, inflight: make(map[naming.Service]*generation)}
 	p.delay = engine.NewDelayEngine(engine.DelayConfig[naming.Service, task]{
 		Name:       "push",
 		Merge:      mergeTasks,
@@ -137,6 +157,18 @@ func (p *Pusher) dispatch(ctx context.Context, svc naming.Service, t task) error
 // execute reads the service's subscribers once, sorts them into batches by
 // executor and view, and starts each batch.
 func (p *Pusher) execute(svc naming.Service, t task) {
+	p.mu.Lock()
+	if g := p.inflight[svc]; g != nil {
+		if g.pending == nil {
+			g.pending = &t
+		} else {
+			*g.pending = mergeTasks(*g.pending, t)
+		}
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+
 	var only map[string]struct{}
 	if !t.all {
 		only = t.clients
@@ -155,6 +187,14 @@ func (p *Pusher) execute(svc naming.Service, t task) {
 		key := batchKey{route, ""}
 		batches[key] = append(batches[key], sdkpush.Target{ClientID: observerID(route.Name)})
 	}
+	if len(batches) == 0 {
+		return
+	}
+	g := &generation{batches: len(batches)}
+	p.mu.Lock()
+	p.inflight[svc] = g
+	p.mu.Unlock()
+	window := time.AfterFunc(orderWindow, func() { p.endGeneration(svc, g) })
 	for key, targets := range batches {
 		b := sdkpush.Batch{
 			Service:     sdkpush.Service{Namespace: svc.Namespace, Group: svc.Group, Name: svc.Name},
@@ -166,7 +206,31 @@ func (p *Pusher) execute(svc naming.Service, t task) {
 		go func() {
 			defer p.deliveries.Done()
 			p.deliver(key.route, svc, b)
+			p.mu.Lock()
+			g.batches--
+			last := g.batches == 0
+			p.mu.Unlock()
+			if last {
+				window.Stop()
+				p.endGeneration(svc, g)
+			}
 		}()
+	}
+}
+
+// endGeneration ends g, if it is still the service's current generation, and
+// runs what arrived meanwhile.
+func (p *Pusher) endGeneration(svc naming.Service, g *generation) {
+	p.mu.Lock()
+	if p.inflight[svc] != g {
+		p.mu.Unlock()
+		return
+	}
+	delete(p.inflight, svc)
+	pending := g.pending
+	p.mu.Unlock()
+	if pending != nil {
+		p.delay.Add(svc, *pending, 0)
 	}
 }
 

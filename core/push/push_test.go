@@ -296,3 +296,49 @@ func TestObserverIsPushedEveryChangeAndRetried(t *testing.T) {
 		t.Fatalf("the observer was pushed %s, which its interest excludes", b.Service.Name)
 	}
 }
+
+// gate is an executor whose pushes wait until the test lets them through.
+type gate struct {
+	batches chan sdkpush.Batch
+	open    chan struct{}
+}
+
+func (g *gate) Push(ctx context.Context, b sdkpush.Batch) []error {
+	g.batches <- b
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+	}
+	return make([]error, len(b.Targets))
+}
+
+func TestNextPushWaitsForThePreviousOne(t *testing.T) {
+	g := &gate{batches: make(chan sdkpush.Batch, 10), open: make(chan struct{})}
+	f := start(t, 0, time.Hour, Route{Name: "slow", Role: sdkpush.RoleSPI, Executor: g,
+		Interest: sdkpush.Interest{Apps: []string{"slow-app"}, Subscribers: true}})
+	f.connect(t, "sub", "p")
+	f.subscribeAs(t, "sub", naming.Subscription{App: "slow-app"})
+	<-g.batches // the subscription's push, still unacknowledged
+
+	began := time.Now()
+	f.register(t, "p", "10.0.0.1")
+	f.register(t, "p", "10.0.0.2")
+	var next sdkpush.Batch
+	select {
+	case next = <-g.batches:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no push after the order window")
+	}
+	if waited := time.Since(began); waited < orderWindow/2 {
+		t.Fatalf("the next push went out %v after the changes, while the previous one was unacknowledged", waited)
+	}
+	if ips := hostIPs(t, next); !slices.Equal(ips, []string{"10.0.0.2"}) {
+		t.Fatalf("the waiting changes were pushed as %v, want the latest state alone", ips)
+	}
+	select {
+	case extra := <-g.batches:
+		t.Fatalf("a second push %v for changes already merged", hostIPs(t, extra))
+	default:
+	}
+	close(g.open)
+}
