@@ -111,7 +111,7 @@ func serve(args []string, stderr io.Writer) int {
 		logger.Error("cannot find this binary to run built-in plugins", "error", err)
 		return 1
 	}
-	srv, err := server.New(cfg, server.Options{Logger: logger, Builtins: builtins, Executable: executable})
+	srv, err := server.New(cfg, server.Options{Logger: logger, Version: version, Builtins: builtins, Executable: executable})
 	if err != nil {
 		logger.Error("cannot build the server", "error", err)
 		return 1

@@ -1,6 +1,8 @@
 package main_test
 
 import (
+	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -89,6 +91,19 @@ func TestConfigFileFlagsAndEnvironment(t *testing.T) {
 	}
 	if !strings.Contains(logs, strconv.Itoa(srv.GRPCPort)) {
 		t.Fatalf("the gRPC port is not the HTTP port + 1000:\n%s", logs)
+	}
+}
+
+func TestServerStateReportsTheVersion(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{})
+	resp, err := http.Get("http://" + srv.HTTPAddr() + "/nacos/v1/console/server/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var state struct{ Version string }
+	if err := json.NewDecoder(resp.Body).Decode(&state); err != nil || state.Version != "dev" {
+		t.Fatalf("server state: %+v, %v", state, err)
 	}
 }
 

@@ -1,9 +1,10 @@
-// Package httpapi serves the HTTP port: the Nacos health endpoints,
-// Prometheus metrics and, when enabled, Go's profiler.
+// Package httpapi serves the HTTP port: the Nacos health and server-state
+// endpoints, Prometheus metrics and, when enabled, Go's profiler.
 package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -20,6 +21,7 @@ import (
 // Config configures a Server.
 type Config struct {
 	Addr     string      // listen address, e.g. ":8848"
+	Version  string      // the server's version, as "sextant version" prints it
 	Ready    func() bool // whether the server is ready to serve clients
 	Gatherer prometheus.Gatherer
 	Pprof    bool // serve Go's profiler under /debug/pprof/
@@ -46,6 +48,10 @@ func New(cfg Config) *Server {
 			return
 		}
 		_, _ = w.Write([]byte("OK"))
+	})
+	mux.HandleFunc("GET /nacos/v1/console/server/state", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"version": cfg.Version, "standalone_mode": "standalone"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
 	if cfg.Pprof {

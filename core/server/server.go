@@ -33,6 +33,8 @@ const StopTimeout = 5 * time.Second
 // Options are what the binary supplies beyond the configuration.
 type Options struct {
 	Logger hclog.Logger
+	// Version is the binary's version, reported on the HTTP port.
+	Version string
 	// Builtins are the plugins the binary carries, by name.
 	Builtins map[string]sdkpush.Plugin
 	// Executable is the binary's path, which runs a built-in plugin as
@@ -108,6 +110,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, remote: rs}
 	s.http = httpapi.New(httpapi.Config{
 		Addr:     ":" + strconv.Itoa(cfg.Port),
+		Version:  opts.Version,
 		Ready:    s.ready.Load,
 		Gatherer: metrics,
 		Pprof:    cfg.Debug.Pprof,
