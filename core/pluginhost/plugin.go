@@ -43,6 +43,7 @@ type plugin struct {
 
 	mu       sync.Mutex
 	current  sdkpush.Executor // nil while the process restarts
+	up       chan struct{}    // closed while current is set
 	proc     *process         // the running process, if out of process
 	stopping bool
 	stopped  chan struct{} // closed by stop
@@ -63,7 +64,7 @@ func (pr *process) kill() {
 }
 
 func (p *plugin) start(ctx context.Context) error {
-	p.stopped, p.done = make(chan struct{}), make(chan struct{})
+	p.stopped, p.done, p.up = make(chan struct{}), make(chan struct{}), make(chan struct{})
 	if p.spec.InProcess {
 		defer close(p.done)
 		return p.startInProcess()
@@ -97,6 +98,7 @@ func (p *plugin) startInProcess() error {
 		return err
 	}
 	p.role, p.interest, p.current = builtin.Role, interest, exec
+	close(p.up)
 	p.log.Info("plugin running in process", "role", builtin.Role)
 	return nil
 }
@@ -234,6 +236,7 @@ func (p *plugin) setProcess(pr *process) bool {
 		return false
 	}
 	p.proc, p.current = pr, pr.exec
+	close(p.up)
 	return true
 }
 
@@ -248,7 +251,7 @@ func (p *plugin) supervise(pr *process) {
 			return
 		}
 		p.mu.Lock()
-		p.current, p.proc = nil, nil
+		p.current, p.proc, p.up = nil, nil, make(chan struct{})
 		p.mu.Unlock()
 		pr.kill()
 		p.host.metrics.restarts.WithLabelValues(p.spec.Name).Inc()
@@ -298,12 +301,13 @@ func (p *plugin) stop() {
 	<-p.done
 }
 
-// Push sends b through the plugin's current executor.
+// Push sends b through the plugin's current executor. While the plugin
+// restarts, Push waits for it (within ctx) rather than failing at once: the
+// batch then goes out as soon as the new process is up, instead of after the
+// push engine's retry delay.
 func (p *plugin) Push(ctx context.Context, b sdkpush.Batch) []error {
-	p.mu.Lock()
-	exec := p.current
-	p.mu.Unlock()
 	start := time.Now()
+	exec := p.awaitCurrent(ctx)
 	var errs []error
 	if exec == nil {
 		errs = make([]error, len(b.Targets))
@@ -315,6 +319,26 @@ func (p *plugin) Push(ctx context.Context, b sdkpush.Batch) []error {
 	}
 	p.host.metrics.observe(p.spec.Name, errs, time.Since(start))
 	return errs
+}
+
+// awaitCurrent returns the current executor, waiting for a restart to finish
+// until ctx is done or the plugin stops (then nil).
+func (p *plugin) awaitCurrent(ctx context.Context) sdkpush.Executor {
+	for {
+		p.mu.Lock()
+		exec, up := p.current, p.up
+		p.mu.Unlock()
+		if exec != nil {
+			return exec
+		}
+		select {
+		case <-up:
+		case <-ctx.Done():
+			return nil
+		case <-p.stopped:
+			return nil
+		}
+	}
 }
 
 // fixedName is a logger that keeps its name: go-plugin names the plugin's
