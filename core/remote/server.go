@@ -76,10 +76,9 @@ func New(cfg Config) *Server {
 	s.metrics = newMetrics(cfg.Metrics, s.connectionCount)
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxMessageSize),
-		// Thousands of mostly idle connections: a small read buffer each, and
-		// write buffers that go back to a pool after every flush.
+		// Thousands of mostly idle connections: a small read buffer each
+		// (write buffers go back to grpc's pool after every flush).
 		grpc.ReadBufferSize(readBufferSize),
-		grpc.SharedWriteBuffer(true),
 		grpc.StatsHandler(connTagger{}),
 		// The official clients ping every 60 s even when idle; grpc-go's default
 		// policy would answer that with GOAWAY "too_many_pings".

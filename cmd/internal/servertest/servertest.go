@@ -4,24 +4,16 @@
 package servertest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
+	"github.com/sextantd/sextant/cmd/internal/sextantproc"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 )
-
-// StartTimeout bounds how long a server may take to become ready.
-const StartTimeout = 30 * time.Second
 
 var (
 	buildOnce sync.Once
@@ -68,14 +60,8 @@ func Binary(t testing.TB) string {
 
 // Server is a running sextant process.
 type Server struct {
-	HTTPPort int
-	GRPCPort int
-	DataDir  string
-	cmd      *exec.Cmd
-	logs     *syncBuffer
-	exited   chan struct{}
-	exitErr  error
-	killed   bool // by Kill, on purpose
+	*sextantproc.Process
+	DataDir string
 }
 
 // Options are what a test adds to a server's command line and environment.
@@ -89,133 +75,34 @@ type Options struct {
 // exits cleanly.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
-	bin := Binary(t)
-	for attempt := 0; ; attempt++ {
-		s, err := start(bin, t.TempDir(), opts)
-		if err == nil {
-			t.Cleanup(func() {
-				if err := s.Stop(); err != nil {
-					t.Errorf("server did not stop cleanly: %v\n%s", err, s.Logs())
-				}
-			})
-			return s
-		}
-		if attempt == 3 {
-			t.Fatalf("starting sextant: %v", err)
-		}
-	}
-}
-
-func start(bin, dataDir string, opts Options) (*Server, error) {
-	httpPort, grpcPort, err := FreePortPair()
+	dataDir := t.TempDir()
+	p, err := sextantproc.Start(Binary(t), sextantproc.Options{DataDir: dataDir, Args: opts.Args, Env: opts.Env})
 	if err != nil {
-		return nil, err
+		t.Fatalf("starting sextant: %v", err)
 	}
-	s := &Server{HTTPPort: httpPort, GRPCPort: grpcPort, DataDir: dataDir, logs: &syncBuffer{}, exited: make(chan struct{})}
-	args := append([]string{"server", "--port", strconv.Itoa(httpPort), "--data-dir", dataDir}, opts.Args...)
-	s.cmd = exec.Command(bin, args...)
-	s.cmd.Env = append(os.Environ(), opts.Env...)
-	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
-	if err := s.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() {
-		s.exitErr = s.cmd.Wait()
-		close(s.exited)
-	}()
-	if err := s.awaitReady(); err != nil {
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-		return nil, fmt.Errorf("%w\n%s", err, s.Logs())
-	}
-	return s, nil
-}
-
-func (s *Server) awaitReady() error {
-	deadline := time.Now().Add(StartTimeout)
-	url := "http://" + s.HTTPAddr() + "/nacos/v1/console/health/readiness"
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.exited:
-			return fmt.Errorf("sextant exited before it was ready: %v", s.exitErr)
-		default:
+	s := &Server{Process: p, DataDir: dataDir}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("server did not stop cleanly: %v\n%s", err, s.Logs())
 		}
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return errors.New("sextant was not ready in time")
+	})
+	return s
 }
-
-// HTTPAddr is the server's HTTP address on loopback.
-func (s *Server) HTTPAddr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.HTTPPort)) }
-
-// GRPCAddr is the server's client gRPC address on loopback.
-func (s *Server) GRPCAddr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.GRPCPort)) }
-
-// PID is the server's process id.
-func (s *Server) PID() int { return s.cmd.Process.Pid }
 
 // Logs returns everything the server has written so far.
-func (s *Server) Logs() string { return s.logs.String() }
-
-// Stop sends SIGTERM and waits for the process; it returns an error unless
-// the server exits with status 0 within its stop timeout (and a margin). A
-// server that Kill ended is not an error.
-func (s *Server) Stop() error {
-	select {
-	case <-s.exited:
-		if s.killed {
-			return nil
-		}
-		return s.exitErr
-	default:
-	}
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return err
-	}
-	select {
-	case <-s.exited:
-		return s.exitErr
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-		return errors.New("sextant did not exit within 10s of SIGTERM")
-	}
-}
-
-// Kill ends the server with SIGKILL, as a crash would, and waits for it.
-func (s *Server) Kill() {
-	s.killed = true
-	_ = s.cmd.Process.Kill()
-	<-s.exited
-}
-
-// Wait waits for the process to exit by itself and returns how it ended.
-func (s *Server) Wait(ctx context.Context) error {
-	select {
-	case <-s.exited:
-		return s.exitErr
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (s *Server) Logs() string { return string(s.Process.Logs()) }
 
 // Run runs the sextant binary to completion with args, adding env to the
 // test's environment, and returns its exit code and everything it printed.
 func Run(t testing.TB, env []string, args ...string) (int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), sextantproc.StartTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, Binary(t), args...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
-		t.Fatalf("sextant %v did not exit in %v:\n%s", args, StartTimeout, out)
+		t.Fatalf("sextant %v did not exit in %v:\n%s", args, sextantproc.StartTimeout, out)
 	}
 	var exit *exec.ExitError
 	switch {
@@ -228,40 +115,4 @@ func Run(t testing.TB, env []string, args ...string) (int, string) {
 }
 
 // FreePortPair finds a free port P whose P+1000 is free too.
-func FreePortPair() (int, int, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, 0, err
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		if p+1000 > 65535 {
-			l.Close()
-			continue
-		}
-		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1000))
-		l.Close()
-		if err == nil {
-			l2.Close()
-			return p, p + 1000, nil
-		}
-	}
-	return 0, 0, errors.New("no free port pair")
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+func FreePortPair() (int, int, error) { return sextantproc.FreePortPair() }

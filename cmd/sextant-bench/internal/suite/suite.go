@@ -101,10 +101,10 @@ func runStep(o Options, st step, version string) (*report.Result, error) {
 		return nil, err
 	}
 	defer func() {
-		_ = os.WriteFile(filepath.Join(o.Out, "logs", st.name+".log"), srv.logs.Bytes(), 0o644)
+		_ = os.WriteFile(filepath.Join(o.Out, "logs", st.name+".log"), srv.Logs(), 0o644)
 	}()
 	c := &scenario.Common{
-		Targets:        []target.Target{{HTTP: srv.addr(), GRPC: fmt.Sprintf("127.0.0.1:%d", srv.httpPort+target.GRPCOffset)}},
+		Targets:        []target.Target{{HTTP: srv.HTTPAddr(), GRPC: srv.GRPCAddr()}},
 		Duration:       time.Minute,
 		Concurrency:    64,
 		Seed:           1,
@@ -116,7 +116,7 @@ func runStep(o Options, st step, version string) (*report.Result, error) {
 		Group:          "DEFAULT_GROUP",
 		Prefix:         "suite",
 		ClientVersion:  o.Tool,
-		PID:            srv.pid(),
+		PID:            srv.PID(),
 		Monitor:        o.Monitor,
 	}
 	res := st.run(c, o.Tool)

@@ -1,0 +1,207 @@
+// Package sextantproc runs a sextant server as a process on free loopback
+// ports: for the end-to-end tests (through servertest) and for the benchmark
+// suite, which must both start the real binary the same way.
+package sextantproc
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Timeouts for a server to become ready, and to exit once asked to.
+const (
+	StartTimeout = 30 * time.Second
+	StopTimeout  = 10 * time.Second
+)
+
+// Options are what a caller adds to a server's command line and environment.
+type Options struct {
+	DataDir string   // --data-dir
+	Args    []string // after "server --port P --data-dir D"
+	Env     []string // KEY=value, added to this process's environment
+}
+
+// Process is a running sextant server.
+type Process struct {
+	HTTPPort int
+	GRPCPort int
+	cmd      *exec.Cmd
+	logs     *syncBuffer
+	exited   chan struct{}
+	exitErr  error
+	stopped  bool // Stop was called
+	killed   bool // by Kill, on purpose
+}
+
+// Start runs "bin server" on free ports and waits until it reports ready. A
+// port taken by someone else between choosing and binding it is retried.
+func Start(bin string, opts Options) (*Process, error) {
+	var err error
+	for range 4 {
+		var p *Process
+		if p, err = start(bin, opts); err == nil {
+			return p, nil
+		}
+	}
+	return nil, err
+}
+
+func start(bin string, opts Options) (*Process, error) {
+	httpPort, grpcPort, err := FreePortPair()
+	if err != nil {
+		return nil, err
+	}
+	p := &Process{HTTPPort: httpPort, GRPCPort: grpcPort, logs: &syncBuffer{}, exited: make(chan struct{})}
+	args := append([]string{"server", "--port", strconv.Itoa(httpPort), "--data-dir", opts.DataDir}, opts.Args...)
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(os.Environ(), opts.Env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	go func() {
+		p.exitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+	if err := p.awaitReady(); err != nil {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		return nil, fmt.Errorf("%w\n%s", err, p.Tail())
+	}
+	return p, nil
+}
+
+func (p *Process) awaitReady() error {
+	deadline := time.Now().Add(StartTimeout)
+	client := &http.Client{Timeout: time.Second}
+	url := "http://" + p.HTTPAddr() + "/nacos/v1/console/health/readiness"
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.exited:
+			return fmt.Errorf("sextant exited before it was ready: %v", p.exitErr)
+		default:
+		}
+		if resp, err := client.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("sextant was not ready within %v", StartTimeout)
+}
+
+// HTTPAddr is the server's HTTP address on loopback.
+func (p *Process) HTTPAddr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.HTTPPort)) }
+
+// GRPCAddr is the server's client gRPC address on loopback.
+func (p *Process) GRPCAddr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.GRPCPort)) }
+
+// PID is the server's process id.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// Logs returns everything the server has written so far.
+func (p *Process) Logs() []byte { return p.logs.Bytes() }
+
+// Tail returns the last few KiB the server wrote, for error messages.
+func (p *Process) Tail() string {
+	out := p.logs.Bytes()
+	if len(out) > 4096 {
+		out = out[len(out)-4096:]
+	}
+	return string(out)
+}
+
+// Stop sends SIGTERM and waits; it returns an error unless the server exits
+// with status 0 within StopTimeout (it is killed after that), or if it had
+// exited by itself before. A server that Kill ended is not an error, and
+// stopping twice returns what the first Stop did.
+func (p *Process) Stop() error {
+	select {
+	case <-p.exited:
+		switch {
+		case p.killed:
+			return nil
+		case p.stopped:
+			return p.exitErr
+		}
+		return fmt.Errorf("sextant had exited by itself: %v", p.exitErr)
+	default:
+	}
+	p.stopped = true
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	select {
+	case <-p.exited:
+		return p.exitErr
+	case <-time.After(StopTimeout):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		return fmt.Errorf("sextant did not exit within %v of SIGTERM", StopTimeout)
+	}
+}
+
+// Kill ends the server with SIGKILL, as a crash would, and waits for it.
+func (p *Process) Kill() {
+	p.killed = true
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// Exited is closed once the process has ended.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// ExitErr says how the process ended, once Exited is closed.
+func (p *Process) ExitErr() error { return p.exitErr }
+
+// FreePortPair finds a free port P whose P+1000 (the client gRPC port) is
+// free too.
+func FreePortPair() (int, int, error) {
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		if port+1000 > 65535 {
+			l.Close()
+			continue
+		}
+		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+1000))
+		l.Close()
+		if err == nil {
+			l2.Close()
+			return port, port + 1000, nil
+		}
+	}
+	return 0, 0, errors.New("no free port pair")
+}
+
+// syncBuffer collects a process's output.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
