@@ -174,13 +174,13 @@ type remoteConnections struct {
 }
 
 func (r *remoteConnections) Request(ctx context.Context, typ string, body []byte, ids []string) []error {
-	errs, err := r.caller.Call(ctx, func(id uint64, deadline int64) *pluginv1.ConnectionRequest {
+	res, err := r.caller.Call(ctx, func(id uint64, deadline int64) *pluginv1.ConnectionRequest {
 		return &pluginv1.ConnectionRequest{Id: id, DeadlineUnixNano: deadline, Type: typ, Body: body, ConnectionIds: ids}
 	})
 	if err != nil {
 		return repeat(fmt.Errorf("host connections: %w", err), len(ids))
 	}
-	return errorsFromStrings(errs, len(ids))
+	return errorsFromStrings(res.GetErrors(), len(ids))
 }
 
 // ---- host side ----
@@ -255,13 +255,13 @@ type RemoteExecutor struct {
 
 // Push sends b to the plugin and waits for its results.
 func (e *RemoteExecutor) Push(ctx context.Context, b Batch) []error {
-	errs, err := e.caller.Call(ctx, func(id uint64, deadline int64) *pluginv1.PushRequest {
+	res, err := e.caller.Call(ctx, func(id uint64, deadline int64) *pluginv1.PushRequest {
 		return batchToProto(id, deadline, b)
 	})
 	if err != nil {
 		return repeat(fmt.Errorf("push plugin: %w", err), len(b.Targets))
 	}
-	return errorsFromStrings(errs, len(b.Targets))
+	return errorsFromStrings(res.GetErrors(), len(b.Targets))
 }
 
 // Done is closed when the stream has ended (the plugin exited, or the

@@ -1,7 +1,6 @@
 // Package streamcall carries many concurrent calls over one bidirectional gRPC
 // stream, in either direction: every request has an id, its result comes back
-// with that id, and the same id sent again with cancel set withdraws it. A
-// result is one error string per target, "" meaning success.
+// with that id, and the same id sent again with cancel set withdraws it.
 //
 // A message on an open stream costs a few microseconds where a unary call
 // through go-plugin costs a few hundred, so hot paths use this.
@@ -25,7 +24,6 @@ type Request interface {
 // Result is what result messages have in common.
 type Result interface {
 	GetId() uint64
-	GetErrors() []string
 }
 
 // Stream is one side of a bidirectional stream: it sends Out and receives In.
@@ -45,7 +43,7 @@ type Caller[Req any, Res Result] struct {
 
 	mu      sync.Mutex
 	next    uint64
-	waiting map[uint64]chan []string
+	waiting map[uint64]chan Res
 	err     error         // why the stream ended
 	done    chan struct{} // closed when it has
 }
@@ -54,7 +52,7 @@ type Caller[Req any, Res Result] struct {
 // withdraws request id. The caller ends when s does (close it by cancelling
 // the context s was opened with).
 func NewCaller[Req any, Res Result](s Stream[Req, Res], cancel func(id uint64) Req) *Caller[Req, Res] {
-	c := &Caller[Req, Res]{stream: s, cancel: cancel, waiting: make(map[uint64]chan []string), done: make(chan struct{})}
+	c := &Caller[Req, Res]{stream: s, cancel: cancel, waiting: make(map[uint64]chan Res), done: make(chan struct{})}
 	go c.receive()
 	return c
 }
@@ -73,17 +71,18 @@ func (c *Caller[Req, Res]) Err() error {
 // nanoseconds, 0 for none) and waits for its result. It returns an error, and
 // withdraws the request, if ctx ends first; it returns an error wrapping
 // ErrClosed if the stream ends first.
-func (c *Caller[Req, Res]) Call(ctx context.Context, build func(id uint64, deadline int64) Req) ([]string, error) {
+func (c *Caller[Req, Res]) Call(ctx context.Context, build func(id uint64, deadline int64) Req) (Res, error) {
+	var zero Res
 	var deadline int64
 	if d, ok := ctx.Deadline(); ok {
 		deadline = d.UnixNano()
 	}
-	ch := make(chan []string, 1)
+	ch := make(chan Res, 1)
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
-		return nil, err
+		return zero, err
 	}
 	c.next++
 	id := c.next
@@ -92,18 +91,18 @@ func (c *Caller[Req, Res]) Call(ctx context.Context, build func(id uint64, deadl
 
 	if err := c.send(build(id, deadline)); err != nil {
 		c.forget(id)
-		return nil, fmt.Errorf("%w: %v", ErrClosed, err)
+		return zero, fmt.Errorf("%w: %v", ErrClosed, err)
 	}
 	select {
-	case errs := <-ch:
-		return errs, nil
+	case res := <-ch:
+		return res, nil
 	case <-c.done:
-		return nil, c.Err()
+		return zero, c.Err()
 	case <-ctx.Done():
 		if c.forget(id) {
 			_ = c.send(c.cancel(id))
 		}
-		return nil, ctx.Err()
+		return zero, ctx.Err()
 	}
 }
 
@@ -138,7 +137,7 @@ func (c *Caller[Req, Res]) receive() {
 		delete(c.waiting, res.GetId())
 		c.mu.Unlock()
 		if ch != nil {
-			ch <- res.GetErrors()
+			ch <- res
 		}
 	}
 }
@@ -146,8 +145,9 @@ func (c *Caller[Req, Res]) receive() {
 // Serve answers the calls arriving on s until it ends, running handle for each
 // request concurrently. handle's context carries the request's deadline and is
 // cancelled when the request is withdrawn or the stream ends; result builds
-// the answer. Serve returns once every handler has returned.
-func Serve[Req Request, Res any](s Stream[Res, Req], handle func(context.Context, Req) []string, result func(id uint64, errs []string) Res) error {
+// the answer with the request's id from what handle returned. Serve returns
+// once every handler has returned.
+func Serve[Req Request, Res, Out any](s Stream[Res, Req], handle func(context.Context, Req) Out, result func(id uint64, out Out) Res) error {
 	ctx, cancelAll := context.WithCancel(context.Background())
 	var (
 		sendMu   sync.Mutex
@@ -184,14 +184,14 @@ func Serve[Req Request, Res any](s Stream[Res, Req], handle func(context.Context
 		inflight[id] = cancel
 		mu.Unlock()
 		handlers.Go(func() {
-			errs := handle(callCtx, req)
+			out := handle(callCtx, req)
 			mu.Lock()
 			delete(inflight, id)
 			mu.Unlock()
 			cancel()
 			sendMu.Lock()
 			defer sendMu.Unlock()
-			_ = s.Send(result(id, errs)) // a failed send means the stream is ending
+			_ = s.Send(result(id, out)) // a failed send means the stream is ending
 		})
 	}
 }

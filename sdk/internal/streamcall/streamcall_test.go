@@ -91,7 +91,7 @@ func TestConcurrentCallsGetTheirOwnResults(t *testing.T) {
 		wg.Go(func() {
 			payload := strconv.Itoa(i)
 			got, err := caller.Call(context.Background(), func(id uint64, _ int64) *req { return &req{id: id, payload: payload} })
-			if err != nil || len(got) != 1 || got[0] != "echo "+payload {
+			if err != nil || len(got.errors) != 1 || got.errors[0] != "echo "+payload {
 				t.Errorf("call %d got %v, %v", i, got, err)
 			}
 		})
