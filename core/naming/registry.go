@@ -73,13 +73,20 @@ type ServiceMeta struct {
 }
 
 type client struct {
-	id         string
-	labels     map[string]string
+	id     string
+	labels map[string]string
+	// owner is the node responsible for a replicated client (its HTTP
+	// address); "" for a client of this node.
+	owner      string
 	mu         sync.Mutex
 	alive      bool
 	published  map[Service][]Instance
 	subscribed map[Service]Subscription
+	revision   uint64    // counts changes of what the client publishes
+	verified   time.Time // a replicated client: when its owner last vouched for it
 }
+
+func (c *client) local() bool { return c.owner == "" }
 
 // entry is one service's publishers, subscribers and cached views.
 type entry struct {
@@ -165,8 +172,12 @@ func (r *Registry) Disconnect(ctx context.Context, id string) error {
 		r.update(svc, func(e *entry) bool { return e.setSubscription(c.id, nil) })
 	}
 	c.published, c.subscribed = nil, nil
+	local := c.local()
 	c.mu.Unlock()
-	return r.publishChanged(ctx, changed...)
+	if err := r.publishChanged(ctx, changed...); err != nil || !local {
+		return err
+	}
+	return notify.Publish(ctx, r.bus, ClientRemoved{ClientID: id})
 }
 
 // Register makes inst the client's only instance of svc, replacing any it had.
@@ -217,7 +228,7 @@ func (r *Registry) Deregister(ctx context.Context, clientID string, svc Service,
 	}
 	r.commitInstances(c, svc, kept)
 	c.mu.Unlock()
-	return r.publishChanged(ctx, svc)
+	return r.publishClientChange(ctx, c, svc)
 }
 
 func (r *Registry) setInstances(ctx context.Context, clientID string, svc Service, insts []Instance) error {
@@ -227,7 +238,7 @@ func (r *Registry) setInstances(ctx context.Context, clientID string, svc Servic
 	}
 	r.commitInstances(c, svc, insts)
 	c.mu.Unlock()
-	return r.publishChanged(ctx, svc)
+	return r.publishClientChange(ctx, c, svc)
 }
 
 // commitInstances records insts as c's instances of svc; c.mu is held.
@@ -237,7 +248,19 @@ func (r *Registry) commitInstances(c *client, svc Service, insts []Instance) {
 	} else {
 		c.published[svc] = insts
 	}
+	if c.local() {
+		c.revision++
+	}
 	r.update(svc, func(e *entry) bool { return e.setInstances(c.id, insts) })
+}
+
+// publishClientChange tells the service's subscribers, and, for a client of
+// this node, whoever replicates it.
+func (r *Registry) publishClientChange(ctx context.Context, c *client, svc Service) error {
+	if err := r.publishChanged(ctx, svc); err != nil || !c.local() {
+		return err
+	}
+	return notify.Publish(ctx, r.bus, ClientChanged{ClientID: c.id})
 }
 
 // Subscribe records the client's subscription to svc (replacing an earlier
