@@ -2,7 +2,6 @@ package naming
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -78,11 +77,11 @@ func (r *Registry) LocalVersions() []ClientVersion {
 
 // Apply records replicated clients — each replacing what the registry held
 // for it — as verified now, and tells the subscribers of every service whose
-// instances changed. A client of this node is never overwritten: it is
-// skipped with an error naming it, and the rest are applied.
-func (r *Registry) Apply(ctx context.Context, clients []ClientData) error {
+// instances changed. A client of this node is never overwritten, nor is a
+// client without an owner taken: their ids are returned, and the rest are
+// applied.
+func (r *Registry) Apply(ctx context.Context, clients []ClientData) (skipped []string, err error) {
 	changed := map[Service]struct{}{}
-	var skipped []string
 	now := r.now()
 	for _, d := range clients {
 		if d.Owner == "" {
@@ -99,13 +98,7 @@ func (r *Registry) Apply(ctx context.Context, clients []ClientData) error {
 		}
 		c.mu.Unlock()
 	}
-	if err := r.publishChanged(ctx, slices.Collect(maps.Keys(changed))...); err != nil {
-		return err
-	}
-	if len(skipped) > 0 {
-		return fmt.Errorf("not applied, a client of this node has the id, or no owner was given: %v", skipped)
-	}
-	return nil
+	return skipped, r.publishChanged(ctx, slices.Collect(maps.Keys(changed))...)
 }
 
 // replica returns the live replicated client id, created for owner if

@@ -80,8 +80,8 @@ func TestApplyReplicatedClients(t *testing.T) {
 	remote := ClientData{ID: "r1", Owner: "10.0.0.9:8848", Revision: 3, Services: map[Service][]Instance{
 		svcA: {inst("10.0.1.1", 80)}, svcB: {inst("10.0.1.1", 81)},
 	}}
-	if err := r.Apply(ctx, []ClientData{remote}); err != nil {
-		t.Fatal(err)
+	if skipped, err := r.Apply(ctx, []ClientData{remote}); err != nil || skipped != nil {
+		t.Fatal(skipped, err)
 	}
 	expect(t, events, ServiceChanged{svcA}, ServiceChanged{svcB})
 	if d, ok := r.Client("r1"); !ok || d.Owner != "10.0.0.9:8848" || d.Revision != 3 || len(d.Services) != 2 {
@@ -93,11 +93,11 @@ func TestApplyReplicatedClients(t *testing.T) {
 
 	// The same data again changes nothing and tells nobody; a new revision
 	// dropping a service changes just that one.
-	if err := r.Apply(ctx, []ClientData{remote}); err != nil {
+	if _, err := r.Apply(ctx, []ClientData{remote}); err != nil {
 		t.Fatal(err)
 	}
 	remote.Revision, remote.Services = 4, map[Service][]Instance{svcA: {inst("10.0.1.1", 80)}}
-	if err := r.Apply(ctx, []ClientData{remote}); err != nil {
+	if _, err := r.Apply(ctx, []ClientData{remote}); err != nil {
 		t.Fatal(err)
 	}
 	if e := next(t, events); e != (ServiceChanged{svcB}) {
@@ -108,8 +108,9 @@ func TestApplyReplicatedClients(t *testing.T) {
 	if err := r.Connect("mine", nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Apply(ctx, []ClientData{{ID: "mine", Owner: "10.0.0.9:8848", Services: map[Service][]Instance{svcA: {inst("6.6.6.6", 1)}}}}); err == nil {
-		t.Fatal("a local client was overwritten by a replica")
+	skipped, err := r.Apply(ctx, []ClientData{{ID: "mine", Owner: "10.0.0.9:8848", Services: map[Service][]Instance{svcA: {inst("6.6.6.6", 1)}}}})
+	if err != nil || !slices.Equal(skipped, []string{"mine"}) {
+		t.Fatalf("a local client was not skipped: %v %v", skipped, err)
 	}
 	if d, _ := r.Client("mine"); len(d.Services) != 0 {
 		t.Fatalf("local client changed: %+v", d)
@@ -123,7 +124,7 @@ func TestVerifyAndExpire(t *testing.T) {
 	data := func(id string, rev uint64) ClientData {
 		return ClientData{ID: id, Owner: owner, Revision: rev, Services: map[Service][]Instance{svcA: {inst("10.0.2."+id, 80)}}}
 	}
-	if err := r.Apply(ctx, []ClientData{data("1", 1), data("2", 1), data("3", 1), {ID: "x", Owner: "other:8848", Revision: 1}}); err != nil {
+	if _, err := r.Apply(ctx, []ClientData{data("1", 1), data("2", 1), data("3", 1), {ID: "x", Owner: "other:8848", Revision: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	clock.now = clock.now.Add(time.Minute)
