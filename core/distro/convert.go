@@ -1,0 +1,42 @@
+package distro
+
+import (
+	"github.com/sextantd/sextant/core/naming"
+	clusterv1 "github.com/sextantd/sextant/proto/cluster/v1"
+)
+
+// clientToProto encodes a client; one of this node's gets self as owner.
+func clientToProto(d naming.ClientData, self string) *clusterv1.Client {
+	owner := d.Owner
+	if owner == "" {
+		owner = self
+	}
+	c := &clusterv1.Client{Id: d.ID, Owner: owner, Revision: d.Revision, Services: make([]*clusterv1.ServiceInstances, 0, len(d.Services))}
+	for svc, insts := range d.Services {
+		s := &clusterv1.ServiceInstances{Namespace: svc.Namespace, Group: svc.Group, Name: svc.Name, Instances: make([]*clusterv1.Instance, len(insts))}
+		for i, in := range insts {
+			s.Instances[i] = &clusterv1.Instance{
+				Id: in.ID, Ip: in.IP, Port: int32(in.Port), Weight: in.Weight, Healthy: in.Healthy, Enabled: in.Enabled,
+				Ephemeral: in.Ephemeral, Cluster: in.Cluster, Metadata: in.Metadata,
+			}
+		}
+		c.Services = append(c.Services, s)
+	}
+	return c
+}
+
+// clientFromProto decodes a client.
+func clientFromProto(c *clusterv1.Client) naming.ClientData {
+	d := naming.ClientData{ID: c.Id, Owner: c.Owner, Revision: c.Revision, Services: make(map[naming.Service][]naming.Instance, len(c.Services))}
+	for _, s := range c.Services {
+		insts := make([]naming.Instance, len(s.Instances))
+		for i, in := range s.Instances {
+			insts[i] = naming.Instance{
+				ID: in.Id, IP: in.Ip, Port: int(in.Port), Weight: in.Weight, Healthy: in.Healthy, Enabled: in.Enabled,
+				Ephemeral: in.Ephemeral, Cluster: in.Cluster, Metadata: in.Metadata,
+			}
+		}
+		d.Services[naming.Service{Namespace: s.Namespace, Group: s.Group, Name: s.Name}] = insts
+	}
+	return d
+}

@@ -1,0 +1,398 @@
+// Package distro replicates the clients of this node to the other members
+// of the cluster, and applies theirs, as Nacos's Distro protocol does, with
+// the weaknesses its users meet fixed:
+//
+//   - Sync: a change of a client of this node becomes a delayed task per
+//     target member; the changes to all clients inside the merge window go
+//     to that member as one batch, with each client's data read when sent.
+//     A failed batch is retried; members not UP are skipped (verification
+//     repairs them when they are back).
+//   - Verify: every verify interval this node sends each member the revision
+//     of each of its clients; the member asks for those it holds at another
+//     revision or not at all, and drops the ones no longer listed.
+//   - Expiry: a replicated client whose owner has not vouched for it within
+//     the client expiry is removed, so a dead node's instances leave the
+//     survivors in seconds rather than Nacos's three minutes.
+//   - Start-up: a node loads a snapshot of the registry from a member before
+//     it reports ready; snapshots stream in chunks (no message-size
+//     ceiling), and clients registered on this node meanwhile are never
+//     overwritten.
+//
+// Everything applied goes through the registry, whose events make each node
+// push to its own subscribers.
+package distro
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sextantd/sextant/core/cluster"
+	"github.com/sextantd/sextant/core/engine"
+	"github.com/sextantd/sextant/core/naming"
+	"github.com/sextantd/sextant/core/notify"
+	clusterv1 "github.com/sextantd/sextant/proto/cluster/v1"
+)
+
+// Transport kinds of Distro's calls.
+const (
+	SyncKind   = "sync"
+	VerifyKind = "verify"
+)
+
+// chunkBytes is about how large one snapshot chunk is.
+const chunkBytes = 1 << 20
+
+// Transport is what Distro needs of the transport plugin.
+type Transport interface {
+	cluster.Caller
+	Snapshot(ctx context.Context, target string, fn func(chunk []byte) error) error
+}
+
+// Config configures Distro.
+type Config struct {
+	Registry  *naming.Registry
+	Cluster   *cluster.Cluster
+	Transport Transport
+	Bus       *notify.Bus
+	// SyncDelay merges the changes to a member's batch; RetryDelay waits
+	// before a failed batch is sent again; CallTimeout bounds one call.
+	SyncDelay, RetryDelay, CallTimeout time.Duration
+	VerifyInterval                     time.Duration
+	// ClientExpiry removes a replicated client whose owner has not verified
+	// it for this long.
+	ClientExpiry    time.Duration
+	SnapshotTimeout time.Duration
+	Logger          hclog.Logger
+}
+
+// Distro replicates clients between members.
+type Distro struct {
+	cfg   Config
+	log   hclog.Logger
+	self  string
+	delay *engine.DelayEngine[string, batch]
+	exec  *engine.ExecuteEngine
+	ready atomic.Bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// batch is what to send one member: per client, whether it changed (true)
+// or went (false). The latest word on a client wins.
+type batch map[string]bool
+
+func mergeBatches(older, newer batch) batch {
+	maps.Copy(older, newer)
+	return older
+}
+
+// New returns Distro subscribed to the registry's client events; call it
+// before the bus starts.
+func New(cfg Config) (*Distro, error) {
+	d := &Distro{cfg: cfg, log: cfg.Logger, self: cfg.Cluster.Self()}
+	d.delay = engine.NewDelayEngine(engine.DelayConfig[string, batch]{
+		Name:       "distro",
+		Merge:      mergeBatches,
+		Process:    d.dispatch,
+		RetryDelay: cfg.RetryDelay,
+		Logger:     cfg.Logger.Named("delay"),
+	})
+	d.exec = engine.NewExecuteEngine(engine.ExecuteConfig{Name: "distro", Logger: cfg.Logger.Named("execute")})
+	err := errors.Join(
+		notify.Subscribe(cfg.Bus, "distro", func(e naming.ClientChanged) { d.schedule(e.ClientID, true) }),
+		notify.Subscribe(cfg.Bus, "distro", func(e naming.ClientRemoved) { d.schedule(e.ClientID, false) }),
+	)
+	return d, err
+}
+
+// schedule queues a client's change for every UP member.
+func (d *Distro) schedule(clientID string, changed bool) {
+	for _, peer := range d.cfg.Cluster.Peers(true) {
+		d.delay.Add(peer, batch{clientID: changed}, d.cfg.SyncDelay)
+	}
+}
+
+// Ready reports whether the start-up snapshot is loaded (or there was none
+// to load).
+func (d *Distro) Ready() bool { return d.ready.Load() }
+
+// Start starts syncing, verifying and expiring, and loads the start-up
+// snapshot in the background.
+func (d *Distro) Start(ctx context.Context) error {
+	if err := d.exec.Start(ctx); err != nil {
+		return err
+	}
+	if err := d.delay.Start(ctx); err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.every(runCtx, d.cfg.VerifyInterval, d.verifyAll)
+	d.every(runCtx, time.Second, d.expire)
+	d.wg.Go(func() { d.load(runCtx) })
+	return nil
+}
+
+// Stop stops everything Start started.
+func (d *Distro) Stop(ctx context.Context) error {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.wg.Wait()
+	return errors.Join(d.delay.Stop(ctx), d.exec.Stop(ctx))
+}
+
+func (d *Distro) every(ctx context.Context, interval time.Duration, fn func(context.Context)) {
+	d.wg.Go(func() {
+		ticker := time.NewTicker(interval)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+				fn(ctx)
+			}
+		}
+	})
+}
+
+// dispatch hands a due batch to the execute engine, in order per member.
+func (d *Distro) dispatch(ctx context.Context, peer string, b batch) error {
+	return d.exec.Submit(ctx, peer, func(ctx context.Context) {
+		if err := d.sync(ctx, peer, b); err != nil {
+			d.log.Debug("sync failed; will retry", "member", peer, "clients", len(b), "error", err)
+			d.delay.Add(peer, b, d.cfg.RetryDelay)
+		}
+	})
+}
+
+// sync sends a member the current data of the batch's clients.
+func (d *Distro) sync(ctx context.Context, peer string, b batch) error {
+	if !d.cfg.Cluster.IsUp(peer) {
+		return nil // verification repairs it once it is back
+	}
+	msg := &clusterv1.Sync{}
+	for id, changed := range b {
+		data, ok := d.cfg.Registry.Client(id)
+		if changed && ok && data.Owner == "" {
+			msg.Changed = append(msg.Changed, clientToProto(data, d.self))
+		} else {
+			msg.Removed = append(msg.Removed, id)
+		}
+	}
+	_, err := d.call(ctx, peer, SyncKind, msg)
+	return err
+}
+
+func (d *Distro) call(ctx context.Context, peer, kind string, msg proto.Message) ([]byte, error) {
+	target, err := cluster.Address(peer)
+	if err != nil {
+		return nil, err
+	}
+	payload, err := proto.Marshal(msg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.CallTimeout)
+	defer cancel()
+	return d.cfg.Transport.Call(ctx, target, kind, payload)
+}
+
+// verifyAll sends every UP member the revisions of this node's clients, in
+// order with the syncs to it, and syncs what it asks for.
+func (d *Distro) verifyAll(ctx context.Context) {
+	versions := d.cfg.Registry.LocalVersions()
+	msg := &clusterv1.Verify{Entries: make([]*clusterv1.Verify_Entry, len(versions))}
+	for i, v := range versions {
+		msg.Entries[i] = &clusterv1.Verify_Entry{Id: v.ID, Revision: v.Revision}
+	}
+	for _, peer := range d.cfg.Cluster.Peers(true) {
+		err := d.exec.Submit(ctx, peer, func(ctx context.Context) {
+			if err := d.verify(ctx, peer, msg); err != nil {
+				d.log.Debug("verify failed", "member", peer, "error", err)
+			}
+		})
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (d *Distro) verify(ctx context.Context, peer string, msg *clusterv1.Verify) error {
+	raw, err := d.call(ctx, peer, VerifyKind, msg)
+	if err != nil {
+		return err
+	}
+	var answer clusterv1.VerifyAnswer
+	if err := proto.Unmarshal(raw, &answer); err != nil {
+		return err
+	}
+	if len(answer.Need) == 0 {
+		return nil
+	}
+	b := batch{}
+	for _, id := range answer.Need {
+		b[id] = true
+	}
+	return d.sync(ctx, peer, b)
+}
+
+func (d *Distro) expire(ctx context.Context) {
+	gone, err := d.cfg.Registry.Expire(ctx, time.Now().Add(-d.cfg.ClientExpiry))
+	if len(gone) > 0 {
+		d.log.Info("expired clients whose owners stopped verifying them", "clients", len(gone))
+	}
+	if err != nil && ctx.Err() == nil {
+		d.log.Warn("expiring clients", "error", err)
+	}
+}
+
+// Handle answers what a member sends: its syncs and its verifications.
+func (d *Distro) Handle(ctx context.Context, from, kind string, payload []byte) ([]byte, error) {
+	switch kind {
+	case SyncKind:
+		var msg clusterv1.Sync
+		if err := proto.Unmarshal(payload, &msg); err != nil {
+			return nil, fmt.Errorf("sync from %s: %w", from, err)
+		}
+		return nil, d.applySync(ctx, from, &msg)
+	case VerifyKind:
+		var msg clusterv1.Verify
+		if err := proto.Unmarshal(payload, &msg); err != nil {
+			return nil, fmt.Errorf("verify from %s: %w", from, err)
+		}
+		versions := make([]naming.ClientVersion, len(msg.Entries))
+		for i, e := range msg.Entries {
+			versions[i] = naming.ClientVersion{ID: e.Id, Revision: e.Revision}
+		}
+		need, err := d.cfg.Registry.Verify(ctx, from, versions)
+		if err != nil {
+			return nil, err
+		}
+		return proto.Marshal(&clusterv1.VerifyAnswer{Need: need})
+	}
+	return nil, fmt.Errorf("distro: no handler for %q", kind)
+}
+
+func (d *Distro) applySync(ctx context.Context, from string, msg *clusterv1.Sync) error {
+	clients := make([]naming.ClientData, 0, len(msg.Changed))
+	for _, c := range msg.Changed {
+		data := clientFromProto(c)
+		data.Owner = from // a member speaks for its own clients
+		clients = append(clients, data)
+	}
+	skipped, err := d.cfg.Registry.Apply(ctx, clients)
+	if err != nil {
+		return err
+	}
+	if len(skipped) > 0 {
+		d.log.Warn("a member sent clients whose ids are clients of this node; kept this node's", "member", from, "clients", skipped)
+	}
+	for _, id := range msg.Removed {
+		if data, ok := d.cfg.Registry.Client(id); ok && data.Owner == from {
+			if err := d.cfg.Registry.Disconnect(ctx, id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Snapshot writes every client this node holds, its own and replicated
+// ones, to fn in chunks of about a MiB.
+func (d *Distro) Snapshot(ctx context.Context, _ string, fn func([]byte) error) error {
+	chunk := &clusterv1.SnapshotChunk{}
+	size := 0
+	flush := func() error {
+		if len(chunk.Clients) == 0 {
+			return nil
+		}
+		b, err := proto.Marshal(chunk)
+		if err != nil {
+			return err
+		}
+		chunk, size = &clusterv1.SnapshotChunk{}, 0
+		return fn(b)
+	}
+	var err error
+	d.cfg.Registry.EachClient(func(data naming.ClientData) bool {
+		c := clientToProto(data, d.self)
+		chunk.Clients = append(chunk.Clients, c)
+		if size += proto.Size(c); size >= chunkBytes {
+			err = flush()
+		}
+		return err == nil && ctx.Err() == nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return flush()
+}
+
+// load fetches the start-up snapshot from one member, trying each in turn,
+// then reports ready. With nobody to load from (this node alone, or every
+// member starting too) it is ready at once: the members' verifications
+// bring their clients anyway.
+func (d *Distro) load(ctx context.Context) {
+	defer d.ready.Store(true)
+	if err := d.cfg.Cluster.AwaitMembers(ctx); err != nil {
+		return
+	}
+	peers := d.cfg.Cluster.Peers(false)
+	rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
+	for _, peer := range peers {
+		start := time.Now()
+		n, err := d.loadFrom(ctx, peer)
+		if err == nil {
+			d.log.Info("loaded the start-up snapshot", "member", peer, "clients", n, "took", time.Since(start).Round(time.Millisecond))
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Info("could not load a snapshot; trying the next member", "member", peer, "error", err)
+	}
+	if len(peers) > 0 {
+		d.log.Info("no member gave a snapshot; their verifications will bring their clients")
+	}
+}
+
+func (d *Distro) loadFrom(ctx context.Context, peer string) (int, error) {
+	target, err := cluster.Address(peer)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.SnapshotTimeout)
+	defer cancel()
+	n := 0
+	err = d.cfg.Transport.Snapshot(ctx, target, func(raw []byte) error {
+		var chunk clusterv1.SnapshotChunk
+		if err := proto.Unmarshal(raw, &chunk); err != nil {
+			return err
+		}
+		clients := make([]naming.ClientData, 0, len(chunk.Clients))
+		for _, c := range chunk.Clients {
+			if c.Owner != d.self { // this node's clients of a former life are gone
+				clients = append(clients, clientFromProto(c))
+			}
+		}
+		skipped, err := d.cfg.Registry.Apply(ctx, clients)
+		n += len(clients) - len(skipped)
+		return err
+	})
+	return n, err
+}

@@ -1,0 +1,258 @@
+package distro
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"go.uber.org/goleak"
+
+	"github.com/sextantd/sextant/core/cluster"
+	"github.com/sextantd/sextant/core/naming"
+	"github.com/sextantd/sextant/core/notify"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// mesh connects in-process nodes the way transport plugins would.
+type mesh struct {
+	mu    sync.Mutex
+	nodes map[string]*node // by cluster address
+}
+
+// meshTransport is one node's view of the mesh.
+type meshTransport struct {
+	self string
+	mesh *mesh
+}
+
+func (t meshTransport) target(addr string) (*node, error) {
+	t.mesh.mu.Lock()
+	defer t.mesh.mu.Unlock()
+	n := t.mesh.nodes[addr]
+	if n == nil {
+		return nil, errors.New("dial " + addr + ": connection refused")
+	}
+	return n, nil
+}
+
+func (t meshTransport) Call(ctx context.Context, target, kind string, payload []byte) ([]byte, error) {
+	n, err := t.target(target)
+	if err != nil {
+		return nil, err
+	}
+	if kind == cluster.ReportKind {
+		return n.cluster.HandleReport(t.self, payload)
+	}
+	return n.distro.Handle(ctx, t.self, kind, payload)
+}
+
+func (t meshTransport) Snapshot(ctx context.Context, target string, fn func([]byte) error) error {
+	n, err := t.target(target)
+	if err != nil {
+		return err
+	}
+	return n.distro.Snapshot(ctx, t.self, fn)
+}
+
+// node is one in-process Sextant node: a registry with Distro.
+type node struct {
+	addr     string
+	bus      *notify.Bus
+	registry *naming.Registry
+	cluster  *cluster.Cluster
+	distro   *Distro
+}
+
+func (m *mesh) start(t *testing.T, addr string, members []string) *node {
+	t.Helper()
+	ctx := context.Background()
+	n := &node{addr: addr, bus: notify.New(notify.Config{})}
+	n.registry = naming.NewRegistry(naming.Config{Limits: naming.Limits{MaxNameLength: 100, MaxMetadataBytes: 100, MaxBatchSize: 10}, Bus: n.bus})
+	tr := meshTransport{self: addr, mesh: m}
+	n.cluster = cluster.New(cluster.Config{Self: addr, ReportInterval: 50 * time.Millisecond, Transport: tr, Logger: hclog.NewNullLogger()})
+	var err error
+	n.distro, err = New(Config{Registry: n.registry, Cluster: n.cluster, Transport: tr, Bus: n.bus,
+		SyncDelay: 10 * time.Millisecond, RetryDelay: 50 * time.Millisecond, CallTimeout: time.Second,
+		VerifyInterval: 100 * time.Millisecond, ClientExpiry: 500 * time.Millisecond, SnapshotTimeout: 5 * time.Second,
+		Logger: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clusterAddr, _ := cluster.Address(addr)
+	m.mu.Lock()
+	m.nodes[clusterAddr] = n
+	m.mu.Unlock()
+	for _, c := range []interface{ Start(context.Context) error }{n.bus, n.cluster, n.distro} {
+		if err := c.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.cluster.SetMembers(members)
+	t.Cleanup(func() { n.stop(t, m) })
+	return n
+}
+
+// stop ends the node as a crash would: it leaves the mesh and stops.
+func (n *node) stop(t *testing.T, m *mesh) {
+	clusterAddr, _ := cluster.Address(n.addr)
+	m.mu.Lock()
+	if m.nodes[clusterAddr] != n {
+		m.mu.Unlock()
+		return
+	}
+	delete(m.nodes, clusterAddr)
+	m.mu.Unlock()
+	ctx := context.Background()
+	for _, c := range []interface{ Stop(context.Context) error }{n.distro, n.cluster, n.bus} {
+		if err := c.Stop(ctx); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+var svc = naming.Service{Namespace: "public", Group: "DEFAULT_GROUP", Name: "orders"}
+
+func instance(ip string) naming.Instance {
+	return naming.Instance{ID: ip, IP: ip, Port: 80, Weight: 1, Healthy: true, Enabled: true, Ephemeral: true, Cluster: "DEFAULT"}
+}
+
+// register connects a client to n and registers ip.
+func (n *node) register(t *testing.T, client, ip string) {
+	t.Helper()
+	if _, ok := n.registry.Client(client); !ok {
+		if err := n.registry.Connect(client, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.registry.Register(context.Background(), client, svc, instance(ip)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ips returns the instances n holds for svc.
+func (n *node) ips() []string {
+	var out []string
+	n.registry.EachClient(func(d naming.ClientData) bool {
+		for _, in := range d.Services[svc] {
+			out = append(out, in.IP)
+		}
+		return true
+	})
+	slices.Sort(out)
+	return out
+}
+
+// await polls until n holds exactly want.
+func (n *node) await(t *testing.T, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Equal(n.ips(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s holds %v, want %v", n.addr, n.ips(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func addrs(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("10.0.0.%d:8848", i+1)
+	}
+	return out
+}
+
+func TestChangesReplicateBothWays(t *testing.T) {
+	m := &mesh{nodes: map[string]*node{}}
+	members := addrs(3)
+	a, b, c := m.start(t, members[0], members), m.start(t, members[1], members), m.start(t, members[2], members)
+	a.register(t, "on-a", "10.1.0.1")
+	b.register(t, "on-b", "10.1.0.2")
+	for _, n := range []*node{a, b, c} {
+		n.await(t, "10.1.0.1", "10.1.0.2")
+	}
+	a.register(t, "on-a", "10.1.0.3") // re-register: replaces
+	c.await(t, "10.1.0.2", "10.1.0.3")
+	if err := a.registry.Disconnect(context.Background(), "on-a"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*node{b, c} {
+		n.await(t, "10.1.0.2")
+	}
+	if d, _ := c.registry.Client("on-b"); d.Owner != b.addr {
+		t.Fatalf("c holds on-b as owned by %q", d.Owner)
+	}
+}
+
+func TestVerifyRepairsWhatASyncMissed(t *testing.T) {
+	m := &mesh{nodes: map[string]*node{}}
+	members := addrs(2)
+	a, b := m.start(t, members[0], members), m.start(t, members[1], members)
+	a.register(t, "client", "10.1.0.1")
+	b.await(t, "10.1.0.1")
+	// b loses the client behind a's back; a's next verification restores it.
+	if err := b.registry.Disconnect(context.Background(), "client"); err != nil {
+		t.Fatal(err)
+	}
+	b.await(t, "10.1.0.1")
+	// b holds a client a no longer has; a's verification removes it.
+	if _, err := b.registry.Apply(context.Background(), []naming.ClientData{{ID: "ghost", Owner: a.addr, Revision: 1,
+		Services: map[naming.Service][]naming.Instance{svc: {instance("10.6.6.6")}}}}); err != nil {
+		t.Fatal(err)
+	}
+	b.await(t, "10.1.0.1")
+}
+
+func TestADeadNodesClientsExpire(t *testing.T) {
+	m := &mesh{nodes: map[string]*node{}}
+	members := addrs(2)
+	a, b := m.start(t, members[0], members), m.start(t, members[1], members)
+	a.register(t, "client", "10.1.0.1")
+	b.await(t, "10.1.0.1")
+	died := time.Now()
+	a.stop(t, m)
+	b.await(t)
+	if took := time.Since(died); took < 400*time.Millisecond {
+		t.Fatalf("the clients went after %v, before the expiry", took)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b.cluster.Members()[0].State != cluster.Down {
+		if time.Now().After(deadline) {
+			t.Fatalf("the dead member is %s", b.cluster.Members()[0].State)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestAStartingNodeLoadsASnapshotAndKeepsItsOwnClients(t *testing.T) {
+	m := &mesh{nodes: map[string]*node{}}
+	members := addrs(3)
+	a, b := m.start(t, members[0], members), m.start(t, members[1], members)
+	for i := range 50 {
+		a.register(t, fmt.Sprintf("a-%d", i), fmt.Sprintf("10.2.0.%d", i))
+	}
+	b.register(t, "b-0", "10.3.0.1")
+	b.await(t, append(a.ips(), "10.3.0.1")...)
+	want := b.ips()
+
+	c := m.start(t, members[2], members)
+	c.register(t, "c-0", "10.4.0.1") // while it loads
+	deadline := time.Now().Add(5 * time.Second)
+	for !c.distro.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("c never got ready")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := c.ips(); len(got) < len(want) {
+		t.Fatalf("ready with %d instances, want the %d of the snapshot", len(got), len(want))
+	}
+	c.await(t, append(slices.Clone(want), "10.4.0.1")...)
+	a.await(t, c.ips()...)
+}
