@@ -43,7 +43,9 @@ type Kind string
 
 // The kinds of plugin.
 const (
-	KindPush Kind = "push"
+	KindPush       Kind = "push"       // delivers pushes to subscribers (sdk/push)
+	KindMembership Kind = "membership" // says which nodes form the cluster (sdk/membership)
+	KindTransport  Kind = "transport"  // carries messages between nodes (sdk/transport)
 )
 
 // Info describes a plugin.

@@ -1,0 +1,270 @@
+package membership
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/sextantd/sextant/sdk"
+)
+
+// scripted is a provider that reports the lists a test hands it, and says
+// when each Watch returns.
+type scripted struct {
+	lists chan []string
+	ended chan error
+}
+
+func (s *scripted) Watch(ctx context.Context, self string, update func([]string)) (err error) {
+	defer func() { s.ended <- err }()
+	update([]string{self})
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case l := <-s.lists:
+			update(l)
+		}
+	}
+}
+
+func scriptedPlugin(s *scripted) Plugin {
+	return Plugin{
+		Info: sdk.Info{Name: "scripted", Version: "0.1.0", Config: sdk.Schema{{Key: "greeting", Type: sdk.String, Required: true}}},
+		New: func(config []byte, host Host) (Provider, error) {
+			var cfg struct {
+				Greeting string `json:"greeting"`
+			}
+			if err := sdk.DecodeConfig(config, &cfg); err != nil {
+				return nil, err
+			}
+			if host.Logger == nil {
+				return nil, errors.New("no logger")
+			}
+			return s, nil
+		},
+	}
+}
+
+// dispense serves p over a real go-plugin gRPC connection and returns the
+// host's client.
+func dispense(t *testing.T, p Plugin) *Client {
+	t.Helper()
+	client, _ := plugin.TestPluginGRPCConn(t, false, p.Set())
+	t.Cleanup(func() { client.Close() })
+	raw, err := client.Dispense(DispenseName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw.(*Client)
+}
+
+// watchClient runs c.Watch; the lists come on the channel, its result on the
+// other once it returns.
+func watchClient(ctx context.Context, p Provider, self string) (<-chan []string, <-chan error) {
+	lists := make(chan []string, 100)
+	done := make(chan error, 1)
+	go func() { done <- p.Watch(ctx, self, func(m []string) { lists <- m }) }()
+	return lists, done
+}
+
+func awaitErr(t *testing.T, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("Watch did not return")
+		return nil
+	}
+}
+
+func TestPluginOverGRPC(t *testing.T) {
+	ctx := context.Background()
+	s := &scripted{lists: make(chan []string), ended: make(chan error, 1)}
+	p := scriptedPlugin(s)
+	c := dispense(t, p)
+
+	desc, err := c.Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Description{Info: p.Info, Kind: sdk.KindMembership}
+	if !reflect.DeepEqual(desc, want) {
+		t.Fatalf("Describe = %+v, want %+v", desc, want)
+	}
+
+	_, done := watchClient(ctx, c, "10.0.0.1:8848")
+	if err := awaitErr(t, done); err == nil || !strings.Contains(err.Error(), "watch before Configure") {
+		t.Fatalf("a Watch before Configure returned %v", err)
+	}
+
+	if err := c.Configure(ctx, []byte(`{"greting":"hi"}`)); err == nil {
+		t.Fatal("a configuration the plugin cannot decode was accepted")
+	}
+	if err := c.Configure(ctx, []byte(`{"greeting":"hi"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Configure(ctx, []byte(`{"greeting":"hi"}`)); err == nil || !strings.Contains(err.Error(), "already configured") {
+		t.Fatalf("a second Configure returned %v", err)
+	}
+
+	for round := range 2 { // a Watch, then another after it ended
+		watchCtx, cancel := context.WithCancel(ctx)
+		lists, done := watchClient(watchCtx, c, "10.0.0.1:8848")
+		expectList(t, lists, "10.0.0.1:8848")
+		s.lists <- []string{"10.0.0.1:8848", "10.0.0.2:8848"}
+		expectList(t, lists, "10.0.0.1:8848", "10.0.0.2:8848")
+		cancel()
+		if err := awaitErr(t, done); !errors.Is(err, context.Canceled) {
+			t.Fatalf("round %d: Watch returned %v after its context was cancelled", round, err)
+		}
+		// The plugin's own Watch returns too.
+		if err := awaitErr(t, s.ended); !errors.Is(err, context.Canceled) {
+			t.Fatalf("round %d: the provider's Watch returned %v after the host cancelled it", round, err)
+		}
+	}
+}
+
+// providerFunc is a provider made of a function.
+type providerFunc func(ctx context.Context, self string, update func([]string)) error
+
+func (f providerFunc) Watch(ctx context.Context, self string, update func([]string)) error {
+	return f(ctx, self, update)
+}
+
+func pluginOf(f providerFunc) Plugin {
+	return Plugin{
+		Info: sdk.Info{Name: "f", Version: "0.1.0"},
+		New:  func([]byte, Host) (Provider, error) { return f, nil },
+	}
+}
+
+func TestWatchFailuresReachTheHost(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		f     providerFunc
+		lists [][]string
+		want  string
+	}{{
+		name: "panic",
+		f: func(_ context.Context, self string, update func([]string)) error {
+			update([]string{self})
+			panic("out of luck")
+		},
+		lists: [][]string{{"10.0.0.1:8848"}},
+		want:  "the provider's Watch panicked: out of luck",
+	}, {
+		name: "error",
+		f:    func(context.Context, string, func([]string)) error { return errors.New("no source") },
+		want: "the provider's Watch failed: no source",
+	}, {
+		name: "returns early",
+		f:    func(context.Context, string, func([]string)) error { return nil },
+		want: "returned before its context ended",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			c := dispense(t, pluginOf(tc.f))
+			if err := c.Configure(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+			lists, done := watchClient(ctx, c, "10.0.0.1:8848")
+			err := awaitErr(t, done)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Watch returned %v, want an error saying %q", err, tc.want)
+			}
+			for _, want := range tc.lists {
+				expectList(t, lists, want...)
+			}
+		})
+	}
+}
+
+func TestLateAndConcurrentUpdatesAreContained(t *testing.T) {
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	p, err := NewProvider(pluginOf(func(ctx context.Context, self string, update func([]string)) error {
+		list := []string{self}
+		for range 8 { // a provider that calls update from many goroutines
+			wg.Go(func() {
+				update(list)
+				<-release
+				update([]string{"late:1"}) // after Watch returned
+			})
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}), nil, Host{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var busy atomic.Bool
+	got := make(chan []string, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- p.Watch(ctx, "a:1", func(m []string) {
+			if !busy.CompareAndSwap(false, true) {
+				t.Error("update was called concurrently")
+			}
+			got <- m
+			time.Sleep(time.Millisecond) // widen the window a concurrent call would hit
+			busy.Store(false)
+		})
+	}()
+	for range 8 {
+		l := next(t, got)
+		if !slices.Equal(l, []string{"a:1"}) {
+			t.Errorf("an update got %q", l)
+		}
+		l[0] = "scribbled" // the list is the host's own
+	}
+	cancel()
+	if err := awaitErr(t, done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Watch returned %v", err)
+	}
+	close(release)
+	wg.Wait()
+	if len(got) != 0 {
+		t.Errorf("%d updates after Watch returned, want none", len(got))
+	}
+}
+
+func TestNewProviderContainsFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		new  func([]byte, Host) (Provider, error)
+		want string
+	}{
+		{"panic", func([]byte, Host) (Provider, error) { panic("boom") }, "starting the provider panicked: boom"},
+		{"nil", func([]byte, Host) (Provider, error) { return nil, nil }, "New returned no provider"},
+		{"error", func([]byte, Host) (Provider, error) { return nil, errors.New("bad config") }, "starting the provider: bad config"},
+		{"no New", nil, "Plugin.New is nil"},
+	} {
+		p, err := NewProvider(Plugin{Info: sdk.Info{Name: "x"}, New: tc.new}, nil, Host{})
+		if p != nil || err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: NewProvider = %v, %v; want an error saying %q", tc.name, p, err, tc.want)
+		}
+	}
+	p, err := NewProvider(pluginOf(func(ctx context.Context, self string, update func([]string)) error {
+		update(slices.Clip([]string{self}))
+		panic("in Watch")
+	}), nil, Host{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lists, done := watchClient(context.Background(), p, "a:1")
+	if err := awaitErr(t, done); err == nil || !strings.Contains(err.Error(), "panicked: in Watch") {
+		t.Errorf("a panicking Watch returned %v", err)
+	}
+	expectList(t, lists, "a:1")
+}

@@ -1,0 +1,309 @@
+package sdktest
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sextantd/sextant/sdk"
+	"github.com/sextantd/sextant/sdk/membership"
+)
+
+// MembershipOptions says which membership plugin to check and how to
+// exercise it.
+type MembershipOptions struct {
+	// Binary is the path of the plugin's executable, launched as the server
+	// does (see PushOptions.Binary).
+	Binary string
+	// Plugin is the plugin itself, served inside the test process over a
+	// real go-plugin gRPC connection. Set either Binary or Plugin.
+	Plugin *membership.Plugin
+	// Config is a valid configuration block for the plugin, as a user's
+	// file gives it: strings, numbers, bools, lists as []any.
+	Config map[string]any
+	// Self is this node's address, which the kit watches with:
+	// DefaultSelf when empty. Give it canonical (membership.ParseAddress).
+	Self string
+	// Change, when set, changes the plugin's source — rewrites its file,
+	// makes its server answer otherwise — and returns the member list that
+	// must follow, self included, in any order. The kit calls it once,
+	// after the first list, and takes the next list the plugin sends as the
+	// outcome: make the change at once (write a file beside the real one
+	// and rename it into place). Without Change, the source must not change
+	// while the kit runs.
+	Change func() (want []string)
+}
+
+// DefaultSelf is the address the kit watches with when
+// MembershipOptions.Self is empty.
+const DefaultSelf = "127.0.0.1:8848"
+
+// queuedLists bounds the lists the kit keeps of one Watch.
+const queuedLists = 1024
+
+// How long the kit waits for a list (variables only for the kit's own
+// tests, which shorten them).
+var (
+	// firstListWait is how soon after Watch the first list must come.
+	firstListWait = 5 * time.Second
+	// changeWait is how soon after Change the new list must come.
+	changeWait = resultWait
+)
+
+// Membership checks a membership plugin, each check a subtest of t:
+//
+//   - handshake: the plugin starts and accepts Sextant's handshake and
+//     protocol version;
+//   - describe: it is a membership plugin with a name, a version and a valid
+//     configuration schema, which accepts Config and refuses an unknown key
+//     by name;
+//   - configure: it configures itself from Config;
+//   - first-list: a Watch gets the member list within 5s: canonical
+//     host:port addresses (membership.ParseAddress), sorted, without
+//     duplicates, self included;
+//   - change (with Change only): after the source changes, the next list,
+//     within 10s, is the one Change wants; a list sent while the source
+//     did not change (the same list again) is a failure;
+//   - cancel: once the host cancels the Watch, the plugin's Watch returns
+//     within a second (for a binary, the kit learns it from the plugin's
+//     log, which the SDK writes: the binary must be built with this SDK);
+//   - rewatch: after that, the plugin serves a new Watch, which starts with
+//     the current list, and ends it too when cancelled.
+//
+// The checks after configure are skipped if one of the first three fails,
+// and once the plugin's process is gone. From a plugin's tests:
+//
+//	func TestConformance(t *testing.T) {
+//		path := filepath.Join(t.TempDir(), "cluster.conf")
+//		write(path, "127.0.0.1:8848\n10.0.0.2:8848\n")
+//		sdktest.Membership(t, sdktest.MembershipOptions{
+//			Plugin: &Plugin, // or Binary: a path, to run the built plugin
+//			Config: map[string]any{"path": path, "interval": "10ms"},
+//			Change: func() []string {
+//				write(path, "127.0.0.1:8848\n10.0.0.3:8848\n") // at once: write and rename
+//				return []string{"127.0.0.1:8848", "10.0.0.3:8848"}
+//			},
+//		})
+//	}
+func Membership[Sub T[Sub]](t Sub, opts MembershipOptions) {
+	t.Helper()
+	if (opts.Binary == "") == (opts.Plugin == nil) {
+		t.Fatalf("sdktest: set exactly one of MembershipOptions.Binary and MembershipOptions.Plugin")
+	}
+	if opts.Self == "" {
+		opts.Self = DefaultSelf
+	}
+	if self, err := membership.ParseAddress(opts.Self, membership.DefaultPort); err != nil || self != opts.Self {
+		t.Fatalf("sdktest: MembershipOptions.Self %q is not a canonical host:port address (membership.ParseAddress: %q, %v)", opts.Self, self, err)
+	}
+	k := newMembershipKit(opts)
+	t.Cleanup(func() { k.close(t) })
+	checks := []struct {
+		name     string
+		check    func(reporter)
+		required bool
+	}{
+		{"handshake", k.handshake, true},
+		{"describe", k.describe, true},
+		{"configure", k.configure, true},
+		{"first-list", k.firstList, false},
+		{"change", k.change, false},
+		{"cancel", k.cancel, false},
+		{"rewatch", k.rewatch, false},
+	}
+	for _, c := range checks {
+		if c.name == "change" && opts.Change == nil {
+			continue
+		}
+		passed := t.Run(c.name, func(t Sub) { c.check(t) })
+		if !passed && c.required {
+			return
+		}
+		if err := k.gone(); err != nil {
+			t.Errorf("the plugin is gone after %s (%v); the remaining checks were skipped%s", c.name, err, k.stderrTail())
+			return
+		}
+	}
+}
+
+func (k *membershipKit) handshake(t reporter) {
+	t.Helper()
+	if err := k.start(); err != nil {
+		t.Fatalf("the plugin did not start and accept Sextant's handshake: %v%s", err, k.stderrTail())
+	}
+	if v := k.client.NegotiatedVersion(); v != sdk.ProtocolVersion {
+		t.Fatalf("the plugin speaks protocol version %d, want %d", v, sdk.ProtocolVersion)
+	}
+}
+
+func (k *membershipKit) describe(t reporter) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), resultWait)
+	defer cancel()
+	d, err := k.remote.Describe(ctx)
+	if err != nil {
+		t.Fatalf("Describe (the Info call) failed: %v%s", err, k.stderrTail())
+	}
+	if d.Kind != sdk.KindMembership {
+		t.Errorf("the plugin says it is a %q plugin, want %q: serve a membership.Plugin with membership.Serve", d.Kind, sdk.KindMembership)
+	}
+	if d.Name == "" {
+		t.Errorf("the plugin has no name: set Plugin.Info.Name")
+	}
+	if d.Version == "" {
+		t.Errorf("the plugin has no version: set Plugin.Info.Version")
+	}
+	if err := d.Config.Validate(); err != nil {
+		t.Errorf("the plugin's configuration schema (Plugin.Info.Config) is invalid, so the server would refuse to start it: %v", err)
+	}
+	if k.config, err = d.Config.Check(k.opts.Config); err != nil {
+		t.Fatalf("MembershipOptions.Config does not pass the plugin's configuration schema: %v", err)
+	}
+	bad := maps.Clone(k.opts.Config)
+	if bad == nil {
+		bad = map[string]any{}
+	}
+	bad[unknownKey] = "x"
+	if _, err := d.Config.Check(bad); err == nil || !strings.Contains(err.Error(), unknownKey) {
+		t.Errorf("a configuration block with the unknown key %q was not refused naming the key (error: %v)", unknownKey, err)
+	}
+}
+
+func (k *membershipKit) configure(t reporter) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), resultWait)
+	defer cancel()
+	if err := k.remote.Configure(ctx, k.config); err != nil {
+		t.Fatalf("Configure failed (New returned an error): %v%s", err, k.stderrTail())
+	}
+}
+
+func (k *membershipKit) firstList(t reporter) {
+	t.Helper()
+	k.first = k.watch()
+	list, err := k.first.next(firstListWait, k)
+	if err != nil {
+		t.Fatalf("a Watch got no member list: %v; Watch must call update with the current list at once", err)
+	}
+	if err := wellFormed(list, k.opts.Self); err != nil {
+		t.Errorf("the first member list %q is malformed: %v", list, err)
+	}
+	k.current = list
+}
+
+func (k *membershipKit) change(t reporter) {
+	t.Helper()
+	if k.current == nil {
+		t.Fatalf("cannot check: the first Watch got no member list to change")
+	}
+	if extra := k.first.pending(); len(extra) > 0 {
+		t.Errorf("after the first list, the plugin sent %s though its source did not change (the first: %q); "+
+			"Watch must call update only when the list changes", plural(len(extra), "list"), extra[0])
+	}
+	want := k.opts.Change()
+	want = slices.Compact(slices.Sorted(slices.Values(want)))
+	before := k.current
+	k.current = want // whatever the plugin makes of it
+	list, err := k.first.next(changeWait, k)
+	if err != nil {
+		t.Fatalf("after MembershipOptions.Change, the plugin sent no new list: %v", err)
+	}
+	switch {
+	case slices.Equal(list, before):
+		t.Errorf("after MembershipOptions.Change, the plugin sent the unchanged list %q again, want %q; "+
+			"Watch must call update only when the list changes", list, want)
+	case !slices.Equal(list, want):
+		t.Errorf("after MembershipOptions.Change, the plugin sent %q, want %q", list, want)
+	}
+	if err := wellFormed(list, k.opts.Self); err != nil {
+		t.Errorf("the member list %q is malformed: %v", list, err)
+	}
+}
+
+func (k *membershipKit) cancel(t reporter) {
+	t.Helper()
+	if k.first == nil {
+		k.first = k.watch()
+	}
+	k.endWatch(t, k.first, "the first Watch")
+}
+
+func (k *membershipKit) rewatch(t reporter) {
+	t.Helper()
+	w := k.watch()
+	list, err := w.next(firstListWait, k)
+	if err != nil {
+		t.Errorf("a Watch after one was cancelled got no member list: %v; the plugin must serve one Watch after another", err)
+	} else {
+		if err := wellFormed(list, k.opts.Self); err != nil {
+			t.Errorf("the first member list %q of a new Watch is malformed: %v", list, err)
+		}
+		if k.current != nil && !slices.Equal(list, k.current) {
+			t.Errorf("a new Watch started with %q, but the current list is %q", list, k.current)
+		}
+	}
+	k.endWatch(t, w, "a second Watch")
+}
+
+// endWatch cancels w and checks that the plugin's Watch returns soon.
+func (k *membershipKit) endWatch(t reporter, w *watch, what string) {
+	t.Helper()
+	k.mu.Lock()
+	k.cancelled++
+	n := k.cancelled
+	k.mu.Unlock()
+	w.stop()
+	select {
+	case <-w.done:
+	case <-time.After(grace):
+		t.Fatalf("%s, cancelled, did not end on the host's side within %v", what, grace)
+	}
+	if !k.ends.await(n, grace) {
+		how := "its Watch did not return"
+		if k.opts.Binary != "" {
+			how = fmt.Sprintf("the plugin did not log %q (at debug level), which the SDK does once Watch has returned: "+
+				"Watch did not return, or the plugin is not built with this SDK", endedMessage)
+		}
+		t.Errorf("%s was cancelled, and %v later %s; Watch must return as soon as its context is done%s", what, grace, how, k.stderrTail())
+	}
+}
+
+// wellFormed says what is wrong with a member list.
+func wellFormed(list []string, self string) error {
+	if len(list) == 0 {
+		return fmt.Errorf("it is empty; a list holds this node (%s) at least", self)
+	}
+	for _, a := range list {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" {
+			return fmt.Errorf("%q is not host:port", a)
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			return fmt.Errorf("%q has the port %q, not a number from 1 to 65535", a, port)
+		}
+		canonical, err := membership.ParseAddress(a, 0)
+		if err != nil {
+			return fmt.Errorf("%q is not a valid address: %v", a, err)
+		}
+		if canonical != a {
+			return fmt.Errorf("%q is not canonical: membership.ParseAddress makes it %q", a, canonical)
+		}
+	}
+	if !slices.IsSorted(list) {
+		return fmt.Errorf("it is not sorted")
+	}
+	for i := 1; i < len(list); i++ {
+		if list[i] == list[i-1] {
+			return fmt.Errorf("%q is in it twice", list[i])
+		}
+	}
+	if !slices.Contains(list, self) {
+		return fmt.Errorf("this node (%s) is not in it; a provider counts the node in even when its source leaves it out (membership.WithSelf)", self)
+	}
+	return nil
+}
