@@ -1,0 +1,10 @@
+// Command grpctransport serves the built-in grpctransport plugin from a
+// binary of its own, for the conformance kit's run on a plugin given by path.
+package main
+
+import (
+	"github.com/sextantd/sextant/plugins/grpctransport"
+	"github.com/sextantd/sextant/sdk/transport"
+)
+
+func main() { transport.Serve(grpctransport.Plugin) }
