@@ -19,21 +19,36 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sextantd/sextant/core/config"
+	"github.com/sextantd/sextant/core/pluginhost"
 	"github.com/sextantd/sextant/core/server"
+	"github.com/sextantd/sextant/plugins/addressserver"
+	"github.com/sextantd/sextant/plugins/clusterfile"
+	"github.com/sextantd/sextant/plugins/grpctransport"
 	"github.com/sextantd/sextant/plugins/pushrpc"
+	"github.com/sextantd/sextant/plugins/standalone"
+	"github.com/sextantd/sextant/plugins/static"
+	"github.com/sextantd/sextant/sdk/membership"
 	sdkpush "github.com/sextantd/sextant/sdk/push"
+	"github.com/sextantd/sextant/sdk/transport"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// builtins are the plugins this binary carries, by name.
-var builtins = map[string]sdkpush.Plugin{
-	pushrpc.Plugin.Name: pushrpc.Plugin,
+// builtins are the plugins this binary carries, by kind and name.
+var builtins = pluginhost.Builtins{
+	Push: map[string]sdkpush.Plugin{pushrpc.Plugin.Name: pushrpc.Plugin},
+	Membership: map[string]membership.Plugin{
+		standalone.Plugin.Name:    standalone.Plugin,
+		static.Plugin.Name:        static.Plugin,
+		clusterfile.Plugin.Name:   clusterfile.Plugin,
+		addressserver.Plugin.Name: addressserver.Plugin,
+	},
+	Transport: map[string]transport.Plugin{grpctransport.Plugin.Name: grpctransport.Plugin},
 }
 
 const usage = `usage:
-  sextant server [--config FILE] [--port N] [--data-dir DIR] [--log-level LEVEL] [--log-json]
+  sextant server [--config FILE] [--port N] [--data-dir DIR] [--members H:P,H:P] [--log-level LEVEL] [--log-json]
   sextant plugin NAME    (run a built-in plugin; the server does this itself)
   sextant version
 `
@@ -69,6 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 var serverFlags = map[string]string{
 	"port":      "port",
 	"data-dir":  "data_dir",
+	"members":   "cluster.members",
 	"log-level": "log.level",
 	"log-json":  "log.json",
 }
@@ -79,6 +95,7 @@ func serve(args []string, stderr io.Writer) int {
 	path := fs.String("config", "", "configuration file (.hcl, .yaml or .yml)")
 	fs.Int("port", 0, "HTTP port; client gRPC listens on this +1000 (default 8848)")
 	fs.String("data-dir", "", "directory for persistent state (default data)")
+	fs.String("members", "", "the cluster's members, comma-separated HTTP addresses host:port (this node's included)")
 	fs.String("log-level", "", "trace, debug, info, warn or error (default info)")
 	fs.Bool("log-json", false, "log JSON lines")
 	if err := fs.Parse(args); err != nil {
@@ -134,11 +151,16 @@ func servePlugin(args []string, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	p, ok := builtins[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "sextant plugin: no built-in plugin is called %q\n", args[0])
-		return 2
+	name := args[0]
+	if p, ok := builtins.Push[name]; ok {
+		sdkpush.Serve(p) // exits the process
 	}
-	sdkpush.Serve(p) // exits the process
-	return 0
+	if p, ok := builtins.Membership[name]; ok {
+		membership.Serve(p)
+	}
+	if p, ok := builtins.Transport[name]; ok {
+		transport.Serve(p)
+	}
+	fmt.Fprintf(stderr, "sextant plugin: no built-in plugin is called %q\n", name)
+	return 2
 }

@@ -38,10 +38,7 @@ func TestBadConfigurationStopsStartup(t *testing.T) {
 	badDuration := write("duration.yaml", "push:\n  delay: soon\n")
 	wrongType := write("type.yaml", "port: [1]\n")
 	syntax := write("syntax.hcl", "push {\n")
-	port, _, err := servertest.FreePortPair()
-	if err != nil {
-		t.Fatal(err)
-	}
+	port := servertest.FreePorts(t, 1)[0]
 	portFlag := []string{"--port", strconv.Itoa(port)}
 
 	tests := []struct {

@@ -6,6 +6,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"hash/fnv"
 	"maps"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	clusterv1 "github.com/sextantd/sextant/proto/cluster/v1"
+	"github.com/sextantd/sextant/sdk/transport"
 )
 
 // State is how a member is doing.
@@ -56,7 +58,9 @@ type Member struct {
 
 // Config configures a Cluster.
 type Config struct {
-	Self           string // this node's HTTP address
+	Self string // this node's HTTP address
+	// LocalIPs lists this machine's addresses; net.InterfaceAddrs when nil.
+	LocalIPs       func() []string
 	Version        string // sent in reports
 	ReportInterval time.Duration
 	Transport      Caller
@@ -95,14 +99,20 @@ func (c *Cluster) Self() string { return c.cfg.Self }
 func (c *Cluster) OnChange(fn func()) { c.watchers = append(c.watchers, fn) }
 
 // SetMembers replaces the member list (what the membership plugin reports).
-// This node stays in the table whatever the list says.
+// This node stays in the table whatever the list says; an address that is
+// this node under another name (its port on one of this machine's
+// addresses) is left out, with a warning: cluster.self should name it.
 func (c *Cluster) SetMembers(addresses []string) {
 	c.mu.Lock()
 	next := map[string]*Member{c.cfg.Self: c.members[c.cfg.Self]}
 	for _, a := range addresses {
-		if m, ok := c.members[a]; ok {
+		switch m, ok := c.members[a]; {
+		case ok:
 			next[a] = m
-		} else if a != c.cfg.Self {
+		case a == c.cfg.Self:
+		case c.isSelf(a):
+			c.log.Warn("a member is this node under another address; set cluster.self to it", "member", a, "self", c.cfg.Self)
+		default:
 			next[a] = &Member{Address: a, State: Up}
 		}
 	}
@@ -118,6 +128,17 @@ func (c *Cluster) SetMembers(addresses []string) {
 		c.log.Info("members", "members", addresses)
 		c.notify()
 	}
+}
+
+// isSelf reports whether address has this node's port and one of this
+// machine's addresses.
+func (c *Cluster) isSelf(address string) bool {
+	host, port, err := net.SplitHostPort(address)
+	_, selfPort, selfErr := net.SplitHostPort(c.cfg.Self)
+	if err != nil || selfErr != nil || port != selfPort {
+		return false
+	}
+	return slices.Contains(c.localIPs(), host)
 }
 
 // AwaitMembers waits for the first member list, or ctx.
@@ -294,15 +315,37 @@ func (c *Cluster) HandleReport(from string, payload []byte) ([]byte, error) {
 	return proto.Marshal(&clusterv1.ReportAnswer{Version: c.cfg.Version})
 }
 
+func (c *Cluster) localIPs() []string {
+	if c.cfg.LocalIPs != nil {
+		return c.cfg.LocalIPs()
+	}
+	return LocalIPs()
+}
+
+// LocalIPs lists this machine's IP addresses.
+func LocalIPs() []string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			out = append(out, n.IP.String())
+		}
+	}
+	return out
+}
+
 func (c *Cluster) notify() {
 	for _, fn := range c.watchers {
 		fn()
 	}
 }
 
-// refused reports whether a transport error says the connection was refused:
-// the node is not running, so it is DOWN at once. The error crossed a plugin
-// boundary as text, so its text is all there is to go by.
+// refused reports whether a transport error says the peer could not be
+// reached at all (the connection was refused, or not made in time): the
+// node is not running, so it is DOWN at once.
 func refused(err error) bool {
-	return strings.Contains(err.Error(), "connection refused")
+	return errors.Is(err, transport.ErrUnreachable) || strings.Contains(err.Error(), "connection refused")
 }

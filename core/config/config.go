@@ -6,21 +6,25 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
 // Config is the whole server configuration. Zero values are never used
 // directly: Load starts from Default().
 type Config struct {
-	Port    int    `koanf:"port"`     // HTTP port; the client gRPC port defaults to Port+1000
-	DataDir string `koanf:"data_dir"` // directory for persistent state
-	Log     Log    `koanf:"log"`
-	Remote  Remote `koanf:"remote"`
-	Push    Push   `koanf:"push"`
-	Naming  Naming `koanf:"naming"`
-	Debug   Debug  `koanf:"debug"`
+	Port    int     `koanf:"port"`     // HTTP port; the client gRPC port defaults to Port+1000
+	DataDir string  `koanf:"data_dir"` // directory for persistent state
+	Log     Log     `koanf:"log"`
+	Remote  Remote  `koanf:"remote"`
+	Push    Push    `koanf:"push"`
+	Naming  Naming  `koanf:"naming"`
+	Debug   Debug   `koanf:"debug"`
+	Cluster Cluster `koanf:"cluster"`
 	// Plugins are the plugins to run, by name: a built-in's name, or any name
 	// for a binary given by path.
 	Plugins map[string]Plugin `koanf:"plugins"`
@@ -64,6 +68,58 @@ type Naming struct {
 	MaxBatchSize     int `koanf:"max_batch_size"`     // most instances in one batch register
 }
 
+// Cluster configures a cluster of nodes: who is in it, how they talk, and
+// Distro's timings (Nacos's where Nacos has them).
+type Cluster struct {
+	// Members is a static member list: HTTP addresses host:port (a bare IP
+	// means this node's port). Set, it selects the static membership plugin.
+	Members []string `koanf:"members"`
+	// Membership names the plugin that says who the members are: standalone,
+	// static, file, address-server or one of the plugins section; "" picks
+	// static when Members is set, standalone otherwise (no cluster).
+	Membership string `koanf:"membership"`
+	// Transport names the plugin nodes talk through.
+	Transport string `koanf:"transport"`
+	// Self is this node's HTTP address as the other members know it; ""
+	// finds it: the member with this node's port on one of its interfaces,
+	// else its first non-loopback IPv4 address.
+	Self string `koanf:"self"`
+	// Port is the cluster port the transport listens on; 0 means port+1001
+	// (other members reach this node there).
+	Port           int           `koanf:"port"`
+	ReportInterval time.Duration `koanf:"report_interval"`  // health reports between members
+	SyncDelay      time.Duration `koanf:"sync_delay"`       // window merging a member's sync batch
+	SyncRetryDelay time.Duration `koanf:"sync_retry_delay"` // wait before a failed sync is sent again
+	VerifyInterval time.Duration `koanf:"verify_interval"`  // how often a node vouches for its clients
+	// ClientExpiry removes the replicas of a node that has stopped vouching
+	// for its clients for this long: short makes a dead node's instances go
+	// quickly, too short lets a slow or briefly cut-off node's instances
+	// flap on the others.
+	ClientExpiry time.Duration `koanf:"client_expiry"`
+}
+
+// Standalone names the membership of a node alone.
+const Standalone = "standalone"
+
+// MembershipPlugin is the membership plugin that runs (Standalone for none).
+func (c Cluster) MembershipPlugin() string {
+	switch {
+	case c.Membership != "":
+		return c.Membership
+	case len(c.Members) > 0:
+		return "static"
+	}
+	return Standalone
+}
+
+// ClusterPort returns the cluster port: Cluster.Port, or Port+1001.
+func (c Config) ClusterPort() int {
+	if c.Cluster.Port != 0 {
+		return c.Cluster.Port
+	}
+	return c.Port + clusterPortOffset
+}
+
 // Debug configures diagnostics.
 type Debug struct {
 	// Pprof serves Go's profiler under /debug/pprof/ on the HTTP port. Off by
@@ -71,9 +127,12 @@ type Debug struct {
 	Pprof bool `koanf:"pprof"`
 }
 
-// grpcPortOffset is how far above the HTTP port the client gRPC port is by
-// default, as in Nacos.
-const grpcPortOffset = 1000
+// grpcPortOffset and clusterPortOffset are how far above the HTTP port the
+// client gRPC port and the cluster port are by default, as in Nacos.
+const (
+	grpcPortOffset    = 1000
+	clusterPortOffset = 1001
+)
 
 // minMessageSize is the smallest Remote.MaxMessageSize accepted.
 const minMessageSize = 64 << 10
@@ -100,6 +159,14 @@ func Default() Config {
 			MaxNameLength:    512,
 			MaxMetadataBytes: 16 << 10,
 			MaxBatchSize:     1000,
+		},
+		Cluster: Cluster{
+			Transport:      "grpctransport",
+			ReportInterval: 2 * time.Second,
+			SyncDelay:      time.Second,
+			SyncRetryDelay: 3 * time.Second,
+			VerifyInterval: 5 * time.Second,
+			ClientExpiry:   10 * time.Second,
 		},
 		Plugins: map[string]Plugin{
 			"pushrpc": {}, // pushes to gRPC subscribers, in its own process
@@ -172,6 +239,44 @@ func (c Config) Validate() error {
 			fail(n.key, "must be positive, got %d", n.val)
 		}
 	}
+	for _, d := range []struct {
+		key string
+		val time.Duration
+	}{
+		{"cluster.report_interval", c.Cluster.ReportInterval},
+		{"cluster.sync_delay", c.Cluster.SyncDelay},
+		{"cluster.sync_retry_delay", c.Cluster.SyncRetryDelay},
+		{"cluster.verify_interval", c.Cluster.VerifyInterval},
+		{"cluster.client_expiry", c.Cluster.ClientExpiry},
+	} {
+		if d.val <= 0 {
+			fail(d.key, "must be positive, got %s", d.val)
+		}
+	}
+	if c.Cluster.ClientExpiry > 0 && c.Cluster.ClientExpiry <= c.Cluster.VerifyInterval {
+		fail("cluster.client_expiry", "%s must be longer than cluster.verify_interval (%s), or every replica would expire between verifications",
+			c.Cluster.ClientExpiry, c.Cluster.VerifyInterval)
+	}
+	switch cp := c.ClusterPort(); {
+	case c.Cluster.MembershipPlugin() == Standalone: // no cluster port is opened
+	case !validPort(cp):
+		fail("cluster.port", "%d is not a port number; set cluster.port", cp)
+	case cp == c.Port || cp == c.GRPCPort():
+		fail("cluster.port", "%d is also the HTTP or client gRPC port", cp)
+	}
+	for i, m := range c.Cluster.Members {
+		if err := checkAddress(m); err != nil {
+			fail("cluster.members", "item %d: %v", i, err)
+		}
+	}
+	if c.Cluster.Self != "" {
+		if _, _, err := net.SplitHostPort(c.Cluster.Self); err != nil {
+			fail("cluster.self", "%q is not host:port", c.Cluster.Self)
+		}
+	}
+	if c.Cluster.Transport == "" {
+		fail("cluster.transport", "must name a transport plugin")
+	}
 	for _, name := range slices.Sorted(maps.Keys(c.Plugins)) {
 		p := c.Plugins[name]
 		key := "plugins." + name
@@ -197,3 +302,19 @@ var (
 )
 
 func validPort(p int) bool { return p >= 1 && p <= 65535 }
+
+// checkAddress accepts host:port or a bare host (Nacos's cluster.conf form,
+// meaning this node's port).
+func checkAddress(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		host, port = a, "1"
+	}
+	if p, err := strconv.Atoi(port); err != nil || !validPort(p) {
+		return fmt.Errorf("%q has no valid port", a)
+	}
+	if host == "" || strings.ContainsAny(host, " /") {
+		return fmt.Errorf("%q has no valid host", a)
+	}
+	return nil
+}

@@ -18,8 +18,10 @@ func TestDefault(t *testing.T) {
 			DetectInterval: 3 * time.Second,
 			DetectTimeout:  5 * time.Second,
 		},
-		Push:    Push{Delay: 500 * time.Millisecond, Timeout: 5 * time.Second, RetryDelay: time.Second},
-		Naming:  Naming{MaxNameLength: 512, MaxMetadataBytes: 16384, MaxBatchSize: 1000},
+		Push:   Push{Delay: 500 * time.Millisecond, Timeout: 5 * time.Second, RetryDelay: time.Second},
+		Naming: Naming{MaxNameLength: 512, MaxMetadataBytes: 16384, MaxBatchSize: 1000},
+		Cluster: Cluster{Transport: "grpctransport", ReportInterval: 2 * time.Second, SyncDelay: time.Second,
+			SyncRetryDelay: 3 * time.Second, VerifyInterval: 5 * time.Second, ClientExpiry: 10 * time.Second},
 		Plugins: map[string]Plugin{"pushrpc": {}},
 	}
 	if got := Default(); !reflect.DeepEqual(got, want) {
@@ -57,6 +59,13 @@ func TestValidate(t *testing.T) {
 		key    string // named by the error; "" if valid
 	}{
 		{"highest ports", func(c *Config) { c.Port, c.Remote.GRPCPort = 65535, 65534 }, ""},
+		{"cluster port out of range", func(c *Config) {
+			c.Port, c.Remote.GRPCPort, c.Cluster.Members = 65535, 65534, []string{"10.0.0.1:65535"}
+		}, "cluster.port"},
+		{"cluster port clash", func(c *Config) { c.Cluster.Members, c.Cluster.Port = []string{"a:1"}, 8848 }, "cluster.port"},
+		{"bad member", func(c *Config) { c.Cluster.Members = []string{"10.0.0.1:x"} }, "cluster.members"},
+		{"bad self", func(c *Config) { c.Cluster.Self = "nohost" }, "cluster.self"},
+		{"expiry within verify", func(c *Config) { c.Cluster.ClientExpiry = c.Cluster.VerifyInterval }, "cluster.client_expiry"},
 		{"no push delay", func(c *Config) { c.Push.Delay = 0 }, ""},
 		{"smallest message size", func(c *Config) { c.Remote.MaxMessageSize = 64 << 10 }, ""},
 		{"trace level", func(c *Config) { c.Log.Level = "trace" }, ""},

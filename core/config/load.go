@@ -237,6 +237,9 @@ func convert(v any, t reflect.Type) (any, error) {
 	if t == anyValue || reflect.TypeOf(v) == t {
 		return v, nil
 	}
+	if t == reflect.TypeFor[[]string]() {
+		return convertList(v)
+	}
 	var (
 		name  string // the type as errors call it
 		want  string // what a value of the type looks like
@@ -267,6 +270,34 @@ func convert(v any, t reflect.Type) (any, error) {
 		return nil, fmt.Errorf("invalid %s %q", name, s)
 	}
 	return x, nil
+}
+
+// convertList returns v as a list of strings: a list of strings (a file's),
+// or one string of comma-separated items (an environment variable's or a
+// flag's; "" is the empty list).
+func convertList(v any) (any, error) {
+	switch v := v.(type) {
+	case string:
+		if v == "" {
+			return []string{}, nil
+		}
+		items := strings.Split(v, ",")
+		for i := range items {
+			items[i] = strings.TrimSpace(items[i])
+		}
+		return items, nil
+	case []any:
+		out := make([]string, len(v))
+		for i, item := range v {
+			s, ok := item.(string)
+			if !ok {
+				return nil, fmt.Errorf("item %d: want a string, got %s", i, describe(item))
+			}
+			out[i] = s
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("want a list of strings, got %s", describe(v))
 }
 
 // describe names v in an error.

@@ -335,6 +335,7 @@ func TestEnvNames(t *testing.T) {
 		reflect.TypeFor[bool]():          "true",
 		reflect.TypeFor[string]():        "x",
 		reflect.TypeFor[time.Duration](): "7s",
+		reflect.TypeFor[[]string]():      "a:1,b:2",
 	}
 	var env []string
 	owner := make(map[string]string)

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sextantd/sextant/core/cluster"
@@ -48,8 +49,9 @@ const (
 	VerifyKind = "verify"
 )
 
-// chunkBytes is about how large one snapshot chunk is.
-const chunkBytes = 1 << 20
+// chunkInstances is about how many instances go in one snapshot chunk
+// (about a MiB).
+const chunkInstances = 4000
 
 // Transport is what Distro needs of the transport plugin.
 type Transport interface {
@@ -72,16 +74,18 @@ type Config struct {
 	ClientExpiry    time.Duration
 	SnapshotTimeout time.Duration
 	Logger          hclog.Logger
+	Metrics         prometheus.Registerer
 }
 
 // Distro replicates clients between members.
 type Distro struct {
-	cfg   Config
-	log   hclog.Logger
-	self  string
-	delay *engine.DelayEngine[string, batch]
-	exec  *engine.ExecuteEngine
-	ready atomic.Bool
+	cfg     Config
+	log     hclog.Logger
+	self    string
+	delay   *engine.DelayEngine[string, batch]
+	exec    *engine.ExecuteEngine
+	metrics *metrics
+	ready   atomic.Bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -108,6 +112,7 @@ func New(cfg Config) (*Distro, error) {
 		Logger:     cfg.Logger.Named("delay"),
 	})
 	d.exec = engine.NewExecuteEngine(engine.ExecuteConfig{Name: "distro", Logger: cfg.Logger.Named("execute")})
+	d.metrics = newMetrics(cfg.Metrics, d.delay.Len, d.exec.QueueDepth)
 	err := errors.Join(
 		notify.Subscribe(cfg.Bus, "distro", func(e naming.ClientChanged) { d.schedule(e.ClientID, true) }),
 		notify.Subscribe(cfg.Bus, "distro", func(e naming.ClientRemoved) { d.schedule(e.ClientID, false) }),
@@ -170,7 +175,9 @@ func (d *Distro) every(ctx context.Context, interval time.Duration, fn func(cont
 // dispatch hands a due batch to the execute engine, in order per member.
 func (d *Distro) dispatch(ctx context.Context, peer string, b batch) error {
 	return d.exec.Submit(ctx, peer, func(ctx context.Context) {
-		if err := d.sync(ctx, peer, b); err != nil {
+		err := d.sync(ctx, peer, b)
+		d.metrics.syncs.WithLabelValues(result(err)).Inc()
+		if err != nil {
 			d.log.Debug("sync failed; will retry", "member", peer, "clients", len(b), "error", err)
 			d.delay.Add(peer, b, d.cfg.RetryDelay)
 		}
@@ -219,7 +226,9 @@ func (d *Distro) verifyAll(ctx context.Context) {
 	}
 	for _, peer := range d.cfg.Cluster.Peers(true) {
 		err := d.exec.Submit(ctx, peer, func(ctx context.Context) {
-			if err := d.verify(ctx, peer, msg); err != nil {
+			err := d.verify(ctx, peer, msg)
+			d.metrics.verifications.WithLabelValues(result(err)).Inc()
+			if err != nil {
 				d.log.Debug("verify failed", "member", peer, "error", err)
 			}
 		})
@@ -250,6 +259,7 @@ func (d *Distro) verify(ctx context.Context, peer string, msg *clusterv1.Verify)
 
 func (d *Distro) expire(ctx context.Context) {
 	gone, err := d.cfg.Registry.Expire(ctx, time.Now().Add(-d.cfg.ClientExpiry))
+	d.metrics.expired.Add(float64(len(gone)))
 	if len(gone) > 0 {
 		d.log.Info("expired clients whose owners stopped verifying them", "clients", len(gone))
 	}
@@ -313,7 +323,7 @@ func (d *Distro) applySync(ctx context.Context, from string, msg *clusterv1.Sync
 // ones, to fn in chunks of about a MiB.
 func (d *Distro) Snapshot(ctx context.Context, _ string, fn func([]byte) error) error {
 	chunk := &clusterv1.SnapshotChunk{}
-	size := 0
+	instances := 0
 	flush := func() error {
 		if len(chunk.Clients) == 0 {
 			return nil
@@ -322,14 +332,16 @@ func (d *Distro) Snapshot(ctx context.Context, _ string, fn func([]byte) error) 
 		if err != nil {
 			return err
 		}
-		chunk, size = &clusterv1.SnapshotChunk{}, 0
+		chunk, instances = &clusterv1.SnapshotChunk{}, 0
 		return fn(b)
 	}
 	var err error
 	d.cfg.Registry.EachClient(func(data naming.ClientData) bool {
-		c := clientToProto(data, d.self)
-		chunk.Clients = append(chunk.Clients, c)
-		if size += proto.Size(c); size >= chunkBytes {
+		chunk.Clients = append(chunk.Clients, clientToProto(data, d.self))
+		for _, insts := range data.Services {
+			instances += len(insts)
+		}
+		if instances >= chunkInstances {
 			err = flush()
 		}
 		return err == nil && ctx.Err() == nil
@@ -358,7 +370,9 @@ func (d *Distro) load(ctx context.Context) {
 		start := time.Now()
 		n, err := d.loadFrom(ctx, peer)
 		if err == nil {
-			d.log.Info("loaded the start-up snapshot", "member", peer, "clients", n, "took", time.Since(start).Round(time.Millisecond))
+			took := time.Since(start)
+			d.metrics.loadSeconds.Set(took.Seconds())
+			d.log.Info("loaded the start-up snapshot", "member", peer, "clients", n, "took", took.Round(time.Millisecond))
 			return
 		}
 		if ctx.Err() != nil {
@@ -379,20 +393,23 @@ func (d *Distro) loadFrom(ctx context.Context, peer string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.SnapshotTimeout)
 	defer cancel()
 	n := 0
-	err = d.cfg.Transport.Snapshot(ctx, target, func(raw []byte) error {
-		var chunk clusterv1.SnapshotChunk
-		if err := proto.Unmarshal(raw, &chunk); err != nil {
-			return err
-		}
-		clients := make([]naming.ClientData, 0, len(chunk.Clients))
-		for _, c := range chunk.Clients {
-			if c.Owner != d.self { // this node's clients of a former life are gone
-				clients = append(clients, clientFromProto(c))
-			}
-		}
-		skipped, err := d.cfg.Registry.Apply(ctx, clients)
-		n += len(clients) - len(skipped)
-		return err
-	})
+	err = d.cfg.Transport.Snapshot(ctx, target, func(raw []byte) error { return d.applyChunk(ctx, raw, &n) })
 	return n, err
+}
+
+// applyChunk applies one snapshot chunk and adds the clients it took to n.
+func (d *Distro) applyChunk(ctx context.Context, raw []byte, n *int) error {
+	var chunk clusterv1.SnapshotChunk
+	if err := proto.Unmarshal(raw, &chunk); err != nil {
+		return err
+	}
+	clients := make([]naming.ClientData, 0, len(chunk.Clients))
+	for _, c := range chunk.Clients {
+		if c.Owner != d.self { // this node's clients of a former life are gone
+			clients = append(clients, clientFromProto(c))
+		}
+	}
+	skipped, err := d.cfg.Registry.Apply(ctx, clients)
+	*n += len(clients) - len(skipped)
+	return err
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/sextantd/sextant/core/cluster"
@@ -80,7 +81,7 @@ func (m *mesh) start(t *testing.T, addr string, members []string) *node {
 	n.distro, err = New(Config{Registry: n.registry, Cluster: n.cluster, Transport: tr, Bus: n.bus,
 		SyncDelay: 10 * time.Millisecond, RetryDelay: 50 * time.Millisecond, CallTimeout: time.Second,
 		VerifyInterval: 100 * time.Millisecond, ClientExpiry: 500 * time.Millisecond, SnapshotTimeout: 5 * time.Second,
-		Logger: hclog.NewNullLogger()})
+		Logger: hclog.NewNullLogger(), Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,4 +256,46 @@ func TestAStartingNodeLoadsASnapshotAndKeepsItsOwnClients(t *testing.T) {
 	}
 	c.await(t, append(slices.Clone(want), "10.4.0.1")...)
 	a.await(t, c.ips()...)
+}
+
+// BenchmarkSnapshotLoad measures a starting node's load of a member's
+// registry (encoding it in chunks, decoding and applying them), without the
+// transport between them.
+func BenchmarkSnapshotLoad(b *testing.B) {
+	for _, instances := range []int{100_000, 300_000} {
+		b.Run(fmt.Sprintf("instances=%d", instances), func(b *testing.B) {
+			ctx := context.Background()
+			source := naming.NewRegistry(naming.Config{Limits: naming.Limits{MaxNameLength: 100, MaxMetadataBytes: 1000, MaxBatchSize: 1000}, Bus: notify.New(notify.Config{})})
+			const perClient = 10
+			for c := range instances / perClient {
+				id := fmt.Sprintf("client-%d", c)
+				if err := source.Connect(id, nil); err != nil {
+					b.Fatal(err)
+				}
+				insts := make([]naming.Instance, perClient)
+				for i := range insts {
+					insts[i] = instance(fmt.Sprintf("10.%d.%d.%d", c/65536, c/256%256, c%256))
+					insts[i].Port = 8000 + i
+					insts[i].Metadata = map[string]string{"version": "1.0.0", "zone": "eu-1a"}
+				}
+				svc := naming.Service{Namespace: "public", Group: "DEFAULT_GROUP", Name: fmt.Sprintf("svc-%d", c%1000)}
+				if err := source.BatchRegister(ctx, id, svc, insts); err != nil {
+					b.Fatal(err)
+				}
+			}
+			d := &Distro{cfg: Config{Registry: source}, self: "10.0.0.1:8848"}
+			b.ResetTimer()
+			for b.Loop() {
+				target := naming.NewRegistry(naming.Config{Limits: naming.Limits{MaxNameLength: 100, MaxMetadataBytes: 1000, MaxBatchSize: 1000}, Bus: notify.New(notify.Config{})})
+				loader := &Distro{cfg: Config{Registry: target}, self: "10.0.0.2:8848"}
+				err := d.Snapshot(ctx, "", func(chunk []byte) error { return loader.applyChunk(ctx, chunk, new(int)) })
+				if err != nil {
+					b.Fatal(err)
+				}
+				if st := target.Stats(); st.Instances != int64(instances) {
+					b.Fatalf("loaded %d instances", st.Instances)
+				}
+			}
+		})
+	}
 }

@@ -1,10 +1,10 @@
-// Package httpapi serves the HTTP port: the Nacos health and server-state
-// endpoints, Prometheus metrics and, when enabled, Go's profiler.
+// Package httpapi serves the HTTP port: the Nacos health, server-state and
+// cluster-nodes endpoints, Prometheus metrics and, when enabled, Go's
+// profiler.
 package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +16,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sextantd/sextant/core/cluster"
 )
 
 // Config configures a Server.
@@ -23,6 +25,7 @@ type Config struct {
 	Addr     string      // listen address, e.g. ":8848"
 	Version  string      // the server's version, as "sextant version" prints it
 	Ready    func() bool // whether the server is ready to serve clients
+	Members  func() []cluster.Member
 	Gatherer prometheus.Gatherer
 	Pprof    bool // serve Go's profiler under /debug/pprof/
 	Logger   hclog.Logger
@@ -50,8 +53,14 @@ func New(cfg Config) *Server {
 		_, _ = w.Write([]byte("OK"))
 	})
 	mux.HandleFunc("GET /nacos/v1/console/server/state", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]string{"version": cfg.Version, "standalone_mode": "standalone"})
+		mode := "standalone"
+		if len(cfg.Members()) > 1 {
+			mode = "cluster"
+		}
+		writeJSON(w, map[string]string{"version": cfg.Version, "standalone_mode": mode})
+	})
+	mux.HandleFunc("GET /nacos/v1/core/cluster/nodes", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, nacosResult{Code: http.StatusOK, Data: nodes(cfg.Members(), cfg.Version)})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
 	if cfg.Pprof {

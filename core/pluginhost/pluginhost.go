@@ -1,10 +1,11 @@
-// Package pluginhost runs the server's push plugins: built-ins from this very
-// binary ("sextant plugin NAME") or in-process, and third parties' binaries
-// by path. It checks a binary's SHA-256 when configured, validates each
-// plugin's configuration block against the schema the plugin declares before
-// configuring it, supervises the processes (a plugin that dies is restarted
-// with backoff; the pushes it dropped fail and are retried by the push
-// engine), and re-emits plugin logs under the plugin's name.
+// Package pluginhost runs the server's plugins — push executors, and, in a
+// cluster, the membership provider and the transport: built-ins from this
+// very binary ("sextant plugin NAME") or in process, and third parties'
+// binaries by path. It checks a binary's SHA-256 when configured, validates
+// each plugin's configuration block against the schema the plugin declares
+// before configuring it, supervises the processes (a plugin that dies is
+// restarted with backoff, and what waited for it goes on once it is back),
+// and re-emits plugin logs under the plugin's name.
 package pluginhost
 
 import (
@@ -18,7 +19,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sextantd/sextant/sdk/membership"
 	sdkpush "github.com/sextantd/sextant/sdk/push"
+	"github.com/sextantd/sextant/sdk/transport"
 )
 
 // Spec is one plugin the configuration asks for.
@@ -36,17 +39,40 @@ type Spec struct {
 	Config map[string]any
 }
 
+// Builtins are the plugins this binary carries, by kind and name.
+type Builtins struct {
+	Push       map[string]sdkpush.Plugin
+	Membership map[string]membership.Plugin
+	Transport  map[string]transport.Plugin
+}
+
+func (b Builtins) has(name string) bool {
+	_, push := b.Push[name]
+	_, member := b.Membership[name]
+	_, tr := b.Transport[name]
+	return push || member || tr
+}
+
 // Config configures a Host.
 type Config struct {
-	Specs []Spec
-	// Builtins are the plugins this binary carries, by name.
-	Builtins map[string]sdkpush.Plugin
+	// Push are the push plugins to run.
+	Push []Spec
+	// Membership and Transport are the cluster's plugins; nil runs none.
+	Membership, Transport *Spec
+	Builtins              Builtins
 	// Executable runs built-ins: Executable plugin NAME.
 	Executable string
 	// Connections is the host service push plugins send through.
 	Connections sdkpush.Connections
-	Logger      hclog.Logger
-	Metrics     prometheus.Registerer
+	// Inbound takes what the transport receives from peers.
+	Inbound transport.Inbound
+	// Self is this node's HTTP address; ClusterListen is where the transport
+	// listens for peers.
+	Self, ClusterListen string
+	// OnMembers takes every member list the membership provider reports.
+	OnMembers func([]string)
+	Logger    hclog.Logger
+	Metrics   prometheus.Registerer
 }
 
 // Executor is a running push executor with what it declared.
@@ -57,33 +83,49 @@ type Executor struct {
 	Interest sdkpush.Interest
 }
 
-// Host runs the configured push plugins.
+// Host runs the configured plugins.
 type Host struct {
 	cfg       Config
 	metrics   *metrics
-	mu        sync.Mutex
-	running   []*plugin
-	executors []Executor
+	transport *TransportPlugin
+
+	mu      sync.Mutex
+	running []interface{ stop() }
+	push    []*pushPlugin
 }
 
 // New returns a host that starts nothing until Start.
 func New(cfg Config) *Host {
-	return &Host{cfg: cfg, metrics: newMetrics(cfg.Metrics)}
+	h := &Host{cfg: cfg, metrics: newMetrics(cfg.Metrics)}
+	if cfg.Transport != nil {
+		h.transport = newTransportPlugin(h, *cfg.Transport)
+	}
+	return h
 }
 
-// Start starts every plugin and fails, naming the plugin and the problem, if
-// one cannot start: a missing binary, a wrong SHA-256, a failed handshake, a
-// plugin of another kind, an invalid configuration block. It also requires
-// exactly one rpc executor and at most one udp executor.
+// Start starts every plugin — the transport first, then the membership
+// provider, then the push plugins — and fails, naming the plugin and the
+// problem, if one cannot start: a missing binary, a wrong SHA-256, a failed
+// handshake, a plugin of another kind, an invalid configuration block. It
+// also requires exactly one rpc push executor and at most one udp one.
 func (h *Host) Start(ctx context.Context) error {
-	for _, spec := range h.cfg.Specs {
-		p := &plugin{spec: spec, host: h, log: h.cfg.Logger.Named(spec.Name)}
-		if err := p.start(ctx); err != nil {
-			return errors.Join(fmt.Errorf("plugin %s: %w", spec.Name, err), h.Stop(ctx))
+	if h.transport != nil {
+		if err := h.startOne(ctx, h.cfg.Transport.Name, h.transport.supervisor); err != nil {
+			return err
+		}
+	}
+	if h.cfg.Membership != nil {
+		if err := h.startOne(ctx, h.cfg.Membership.Name, newMembershipPlugin(h, *h.cfg.Membership).supervisor); err != nil {
+			return err
+		}
+	}
+	for _, spec := range h.cfg.Push {
+		p := newPushPlugin(h, spec)
+		if err := h.startOne(ctx, spec.Name, p.supervisor); err != nil {
+			return err
 		}
 		h.mu.Lock()
-		h.running = append(h.running, p)
-		h.executors = append(h.executors, Executor{Executor: p, Name: spec.Name, Role: p.role, Interest: p.interest})
+		h.push = append(h.push, p)
 		h.mu.Unlock()
 	}
 	if err := h.checkRoles(); err != nil {
@@ -92,9 +134,23 @@ func (h *Host) Start(ctx context.Context) error {
 	return nil
 }
 
+// startOne starts a plugin; on failure it stops what was started.
+func (h *Host) startOne(ctx context.Context, name string, s interface {
+	start(context.Context) error
+	stop()
+}) error {
+	if err := s.start(ctx); err != nil {
+		return errors.Join(fmt.Errorf("plugin %s: %w", name, err), h.Stop(ctx))
+	}
+	h.mu.Lock()
+	h.running = append(h.running, s)
+	h.mu.Unlock()
+	return nil
+}
+
 func (h *Host) checkRoles() error {
 	var rpc, udp []string
-	for _, e := range h.executors {
+	for _, e := range h.Executors() {
 		switch e.Role {
 		case sdkpush.RoleRPC:
 			rpc = append(rpc, e.Name)
@@ -113,23 +169,29 @@ func (h *Host) checkRoles() error {
 	return nil
 }
 
-// Executors returns the running executors, in configuration order.
+// Executors returns the running push executors, in configuration order.
 func (h *Host) Executors() []Executor {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return slices.Clone(h.executors)
+	out := make([]Executor, len(h.push))
+	for i, p := range h.push {
+		out[i] = Executor{Executor: p, Name: p.spec.Name, Role: p.role, Interest: p.interest}
+	}
+	return out
 }
 
-// Stop stops every plugin and waits for its process to exit.
+// Transport is the cluster's transport (nil when none is configured).
+func (h *Host) Transport() *TransportPlugin { return h.transport }
+
+// Stop stops every plugin, in the reverse order of their start, and waits
+// for their processes to exit.
 func (h *Host) Stop(context.Context) error {
 	h.mu.Lock()
 	running := h.running
-	h.running, h.executors = nil, nil
+	h.running, h.push = nil, nil
 	h.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, p := range running {
-		wg.Go(p.stop)
+	for _, p := range slices.Backward(running) {
+		p.stop()
 	}
-	wg.Wait()
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/sextantd/sextant/core/config"
+	"github.com/sextantd/sextant/core/pluginhost"
 	"github.com/sextantd/sextant/plugins/pushrpc"
 	"github.com/sextantd/sextant/proto/nacos"
 	sdkpush "github.com/sextantd/sextant/sdk/push"
@@ -51,7 +52,7 @@ func TestStopLeavesNothingRunning(t *testing.T) {
 	cfg.Plugins = map[string]config.Plugin{"pushrpc": {InProcess: true}}
 	srv, err := New(cfg, Options{
 		Logger:   hclog.NewNullLogger(),
-		Builtins: map[string]sdkpush.Plugin{"pushrpc": pushrpc.Plugin},
+		Builtins: pluginhost.Builtins{Push: map[string]sdkpush.Plugin{"pushrpc": pushrpc.Plugin}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -66,6 +66,46 @@ debug {
   pprof = false
 }
 
+# A cluster of nodes. With no members (and no membership plugin) the node is
+# standalone and runs neither a membership nor a transport plugin.
+cluster {
+  # Static member list: each node's HTTP address, host:port (a bare IP means
+  # this node's port). Also --members h:p,h:p. Setting it selects the static plugin.
+  members = []
+
+  # Plugin that says who the members are: standalone, static, file (a Nacos
+  # cluster.conf, configured in plugins { file { config { path = ... } } }),
+  # address-server, or a plugin of yours; "" picks static when members is
+  # set, standalone otherwise.
+  membership = ""
+
+  # Plugin nodes talk through (the built-in speaks gRPC on the cluster port).
+  transport = "grpctransport"
+
+  # This node's HTTP address as the others know it; "" finds it.
+  self = ""
+
+  # Cluster port; 0 means port + 1001 (9849), where the others reach it.
+  port = 0
+
+  # Health reports between members; three failed ones make a member DOWN.
+  report_interval = "2s"
+
+  # Window merging the changes sent to a member in one batch.
+  sync_delay = "1s"
+
+  # Wait before a failed batch is sent again.
+  sync_retry_delay = "3s"
+
+  # How often a node vouches for its clients to the others.
+  verify_interval = "5s"
+
+  # The replicas of a node that stopped vouching for them this long are
+  # dropped: short makes a dead node's instances go quickly; too short lets a
+  # slow node's instances flap on the others.
+  client_expiry = "10s"
+}
+
 # Plugins to run, by name. pushrpc, the built-in executor that pushes to gRPC
 # subscribers, runs by default as its own process ("sextant plugin pushrpc").
 # A third party's plugin is added with its binary's path (see

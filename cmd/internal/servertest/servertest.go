@@ -66,8 +66,10 @@ type Server struct {
 
 // Options are what a test adds to a server's command line and environment.
 type Options struct {
-	Args []string // after "server --port P --data-dir D"
-	Env  []string // KEY=value, added to the test's environment
+	Port    int      // 0 picks free ports
+	DataDir string   // "" is a new temporary directory
+	Args    []string // after "server --port P --data-dir D"
+	Env     []string // KEY=value, added to the test's environment
 }
 
 // Start runs "sextant server" on free ports and waits until it reports ready.
@@ -75,8 +77,11 @@ type Options struct {
 // exits cleanly.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
-	dataDir := t.TempDir()
-	p, err := sextantproc.Start(Binary(t), sextantproc.Options{DataDir: dataDir, Args: opts.Args, Env: opts.Env})
+	dataDir := opts.DataDir
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	p, err := sextantproc.Start(Binary(t), sextantproc.Options{Port: opts.Port, DataDir: dataDir, Args: opts.Args, Env: opts.Env})
 	if err != nil {
 		t.Fatalf("starting sextant: %v", err)
 	}
@@ -114,5 +119,13 @@ func Run(t testing.TB, env []string, args ...string) (int, string) {
 	return 0, string(out)
 }
 
-// FreePortPair finds a free port P whose P+1000 is free too.
-func FreePortPair() (int, int, error) { return sextantproc.FreePortPair() }
+// FreePorts finds n free HTTP ports whose client gRPC and cluster ports are
+// free too.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports, err := sextantproc.FreePorts(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ports
+}

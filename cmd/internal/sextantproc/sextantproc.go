@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -25,6 +26,7 @@ const (
 
 // Options are what a caller adds to a server's command line and environment.
 type Options struct {
+	Port    int      // --port; 0 picks free ports
 	DataDir string   // --data-dir
 	Args    []string // after "server --port P --data-dir D"
 	Env     []string // KEY=value, added to this process's environment
@@ -42,11 +44,20 @@ type Process struct {
 	killed   bool // by Kill, on purpose
 }
 
-// Start runs "bin server" on free ports and waits until it reports ready. A
-// port taken by someone else between choosing and binding it is retried.
+// Start runs "bin server" on opts.Port, or on free ports, and waits until it
+// reports ready. Free ports taken by someone else between choosing and
+// binding them are chosen again.
 func Start(bin string, opts Options) (*Process, error) {
+	if opts.Port != 0 {
+		return start(bin, opts)
+	}
 	var err error
 	for range 4 {
+		var ports []int
+		if ports, err = FreePorts(1); err != nil {
+			return nil, err
+		}
+		opts.Port = ports[0]
 		var p *Process
 		if p, err = start(bin, opts); err == nil {
 			return p, nil
@@ -56,11 +67,8 @@ func Start(bin string, opts Options) (*Process, error) {
 }
 
 func start(bin string, opts Options) (*Process, error) {
-	httpPort, grpcPort, err := FreePortPair()
-	if err != nil {
-		return nil, err
-	}
-	p := &Process{HTTPPort: httpPort, GRPCPort: grpcPort, logs: &syncBuffer{}, exited: make(chan struct{})}
+	httpPort := opts.Port
+	p := &Process{HTTPPort: httpPort, GRPCPort: httpPort + 1000, logs: &syncBuffer{}, exited: make(chan struct{})}
 	args := append([]string{"server", "--port", strconv.Itoa(httpPort), "--data-dir", opts.DataDir}, opts.Args...)
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), opts.Env...)
@@ -165,27 +173,35 @@ func (p *Process) Exited() <-chan struct{} { return p.exited }
 // ExitErr says how the process ended, once Exited is closed.
 func (p *Process) ExitErr() error { return p.exitErr }
 
-// FreePortPair finds a free port P whose P+1000 (the client gRPC port) is
-// free too.
-func FreePortPair() (int, int, error) {
-	for range 50 {
+// FreePorts finds n distinct free HTTP ports P whose P+1000 (client gRPC)
+// and P+1001 (cluster) are free too.
+func FreePorts(n int) ([]int, error) {
+	var out []int
+	for tries := 0; len(out) < n; tries++ {
+		if tries == 100*n {
+			return nil, errors.New("no free ports")
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return 0, 0, err
+			return nil, err
 		}
 		port := l.Addr().(*net.TCPAddr).Port
-		if port+1000 > 65535 {
-			l.Close()
-			continue
+		free := port+1001 <= 65535 && !slices.Contains(out, port)
+		for _, extra := range []int{1000, 1001} {
+			if !free {
+				break
+			}
+			l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+extra))
+			if free = err == nil; free {
+				l2.Close()
+			}
 		}
-		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+1000))
 		l.Close()
-		if err == nil {
-			l2.Close()
-			return port, port + 1000, nil
+		if free {
+			out = append(out, port)
 		}
 	}
-	return 0, 0, errors.New("no free port pair")
+	return out, nil
 }
 
 // syncBuffer collects a process's output.

@@ -209,10 +209,7 @@ func TestKilledServerLeavesNoPlugin(t *testing.T) {
 }
 
 func TestPluginProblemsStopStartup(t *testing.T) {
-	port, _, err := servertest.FreePortPair()
-	if err != nil {
-		t.Fatal(err)
-	}
+	port := servertest.FreePorts(t, 1)[0]
 	sextant := servertest.Binary(t)
 	for _, tc := range []struct {
 		name, config string

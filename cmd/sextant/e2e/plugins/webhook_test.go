@@ -98,10 +98,7 @@ func TestWebhookPluginLoadedByPathGetsChanges(t *testing.T) {
 
 func TestWebhookWithAnInvalidConfigStopsStartup(t *testing.T) {
 	bin, _ := buildWebhook(t)
-	port, _, err := servertest.FreePortPair()
-	if err != nil {
-		t.Fatal(err)
-	}
+	port := servertest.FreePorts(t, 1)[0]
 	config := writeConfig(t, "plugins {\n  webhook {\n    path = \""+bin+"\"\n    config {\n      timeout = \"soon\"\n    }\n  }\n}\n")
 	code, out := servertest.Run(t, nil, "server", "--port", strconv.Itoa(port), "--data-dir", t.TempDir(), "--config", config)
 	if code == 0 {
