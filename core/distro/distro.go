@@ -23,17 +23,20 @@
 package distro
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sextantd/sextant/core/cluster"
@@ -392,13 +395,41 @@ func (d *Distro) loadFrom(ctx context.Context, peer string) (int, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.SnapshotTimeout)
 	defer cancel()
-	n := 0
-	err = d.cfg.Transport.Snapshot(ctx, target, func(raw []byte) error { return d.applyChunk(ctx, raw, &n) })
-	return n, err
+	// Decoding dominates a load, and chunks hold distinct clients: workers
+	// decode and apply them in parallel while the next ones arrive.
+	g, gctx := errgroup.WithContext(ctx)
+	chunks := make(chan []byte, loadWorkers)
+	var n atomic.Int64
+	for range loadWorkers {
+		g.Go(func() error {
+			for raw := range chunks {
+				if err := d.applyChunk(gctx, raw, &n); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	err = d.cfg.Transport.Snapshot(gctx, target, func(raw []byte) error {
+		select {
+		case chunks <- bytes.Clone(raw): // the transport may reuse raw
+			return nil
+		case <-gctx.Done():
+			return context.Cause(gctx)
+		}
+	})
+	close(chunks)
+	if werr := g.Wait(); werr != nil {
+		err = werr
+	}
+	return int(n.Load()), err
 }
 
+// loadWorkers is how many snapshot chunks are decoded and applied at once.
+var loadWorkers = max(2, runtime.GOMAXPROCS(0))
+
 // applyChunk applies one snapshot chunk and adds the clients it took to n.
-func (d *Distro) applyChunk(ctx context.Context, raw []byte, n *int) error {
+func (d *Distro) applyChunk(ctx context.Context, raw []byte, n *atomic.Int64) error {
 	var chunk clusterv1.SnapshotChunk
 	if err := proto.Unmarshal(raw, &chunk); err != nil {
 		return err
@@ -410,6 +441,6 @@ func (d *Distro) applyChunk(ctx context.Context, raw []byte, n *int) error {
 		}
 	}
 	skipped, err := d.cfg.Registry.Apply(ctx, clients)
-	*n += len(clients) - len(skipped)
+	n.Add(int64(len(clients) - len(skipped)))
 	return err
 }

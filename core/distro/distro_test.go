@@ -61,6 +61,17 @@ func (t meshTransport) Snapshot(ctx context.Context, target string, fn func([]by
 	return n.distro.Snapshot(ctx, t.self, fn)
 }
 
+// snapshotOf is a transport that reaches one node, for its snapshot only.
+type snapshotOf struct{ d *Distro }
+
+func (s snapshotOf) Call(context.Context, string, string, []byte) ([]byte, error) {
+	return nil, errors.New("snapshotOf: no calls")
+}
+
+func (s snapshotOf) Snapshot(ctx context.Context, _ string, fn func([]byte) error) error {
+	return s.d.Snapshot(ctx, "", fn)
+}
+
 // node is one in-process Sextant node: a registry with Distro.
 type node struct {
 	addr     string
@@ -287,9 +298,8 @@ func BenchmarkSnapshotLoad(b *testing.B) {
 			b.ResetTimer()
 			for b.Loop() {
 				target := naming.NewRegistry(naming.Config{Limits: naming.Limits{MaxNameLength: 100, MaxMetadataBytes: 1000, MaxBatchSize: 1000}, Bus: notify.New(notify.Config{})})
-				loader := &Distro{cfg: Config{Registry: target}, self: "10.0.0.2:8848"}
-				err := d.Snapshot(ctx, "", func(chunk []byte) error { return loader.applyChunk(ctx, chunk, new(int)) })
-				if err != nil {
+				loader := &Distro{cfg: Config{Registry: target, Transport: snapshotOf{d}, SnapshotTimeout: time.Minute}, self: "10.0.0.2:8848"}
+				if _, err := loader.loadFrom(ctx, d.self); err != nil {
 					b.Fatal(err)
 				}
 				if st := target.Stats(); st.Instances != int64(instances) {
