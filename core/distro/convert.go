@@ -17,7 +17,7 @@ func clientToProto(d naming.ClientData, self string) *clusterv1.Client {
 		for i, in := range insts {
 			s.Instances[i] = &clusterv1.Instance{
 				Id: in.ID, Ip: in.IP, Port: int32(in.Port), Weight: in.Weight, Healthy: in.Healthy, Enabled: in.Enabled,
-				Ephemeral: in.Ephemeral, Cluster: in.Cluster, Metadata: in.Metadata,
+				Ephemeral: in.Ephemeral, Cluster: in.Cluster, Metadata: metadataToProto(in.Metadata),
 			}
 		}
 		c.Services = append(c.Services, s)
@@ -33,10 +33,39 @@ func clientFromProto(c *clusterv1.Client) naming.ClientData {
 		for i, in := range s.Instances {
 			insts[i] = naming.Instance{
 				ID: in.Id, IP: in.Ip, Port: int(in.Port), Weight: in.Weight, Healthy: in.Healthy, Enabled: in.Enabled,
-				Ephemeral: in.Ephemeral, Cluster: in.Cluster, Metadata: in.Metadata,
+				Ephemeral: in.Ephemeral, Cluster: in.Cluster, Metadata: metadataFromProto(in.Metadata),
 			}
 		}
 		d.Services[naming.Service{Namespace: s.Namespace, Group: s.Group, Name: s.Name}] = insts
 	}
 	return d
+}
+
+// metadataToProto flattens metadata to keys and values in turn.
+func metadataToProto(m map[string]string) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	kv := make([]string, 0, 2*len(m))
+	for k, v := range m {
+		kv = append(kv, k, v)
+	}
+	return kv
+}
+
+// metadataFromProto rebuilds metadata from keys and values in turn; a last
+// key without a value gets "".
+func metadataFromProto(kv []string) map[string]string {
+	if len(kv) == 0 {
+		return nil
+	}
+	m := make(map[string]string, (len(kv)+1)/2)
+	for i := 0; i < len(kv); i += 2 {
+		if i+1 < len(kv) {
+			m[kv[i]] = kv[i+1]
+		} else {
+			m[kv[i]] = ""
+		}
+	}
+	return m
 }

@@ -285,6 +285,12 @@ func (d *Distro) Handle(ctx context.Context, from, kind string, payload []byte) 
 		if err := proto.Unmarshal(payload, &msg); err != nil {
 			return nil, fmt.Errorf("verify from %s: %w", from, err)
 		}
+		if !d.Ready() {
+			// The snapshot being loaded brings the member's clients; asking
+			// for them too would have them sent and applied twice. The first
+			// verification once ready repairs whatever the snapshot missed.
+			return proto.Marshal(&clusterv1.VerifyAnswer{})
+		}
 		versions := make([]naming.ClientVersion, len(msg.Entries))
 		for i, e := range msg.Entries {
 			versions[i] = naming.ClientVersion{ID: e.Id, Revision: e.Revision}

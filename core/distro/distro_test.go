@@ -12,10 +12,12 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sextantd/sextant/core/cluster"
 	"github.com/sextantd/sextant/core/naming"
 	"github.com/sextantd/sextant/core/notify"
+	clusterv1 "github.com/sextantd/sextant/proto/cluster/v1"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -273,25 +275,25 @@ func TestAStartingNodeLoadsASnapshotAndKeepsItsOwnClients(t *testing.T) {
 // registry (encoding it in chunks, decoding and applying them), without the
 // transport between them.
 func BenchmarkSnapshotLoad(b *testing.B) {
+	// Each client, as an application would, has one instance in each of ten
+	// services, of a thousand in all.
+	const perClient, services = 10, 1000
 	for _, instances := range []int{100_000, 300_000} {
 		b.Run(fmt.Sprintf("instances=%d", instances), func(b *testing.B) {
 			ctx := context.Background()
 			source := naming.NewRegistry(naming.Config{Limits: naming.Limits{MaxNameLength: 100, MaxMetadataBytes: 1000, MaxBatchSize: 1000}, Bus: notify.New(notify.Config{})})
-			const perClient = 10
 			for c := range instances / perClient {
 				id := fmt.Sprintf("client-%d", c)
 				if err := source.Connect(id, nil); err != nil {
 					b.Fatal(err)
 				}
-				insts := make([]naming.Instance, perClient)
-				for i := range insts {
-					insts[i] = instance(fmt.Sprintf("10.%d.%d.%d", c/65536, c/256%256, c%256))
-					insts[i].Port = 8000 + i
-					insts[i].Metadata = map[string]string{"version": "1.0.0", "zone": "eu-1a"}
-				}
-				svc := naming.Service{Namespace: "public", Group: "DEFAULT_GROUP", Name: fmt.Sprintf("svc-%d", c%1000)}
-				if err := source.BatchRegister(ctx, id, svc, insts); err != nil {
-					b.Fatal(err)
+				for i := range perClient {
+					inst := instance(fmt.Sprintf("10.%d.%d.%d", c/65536, c/256%256, c%256))
+					inst.Metadata = map[string]string{"version": "1.0.0", "zone": "eu-1a"}
+					svc := naming.Service{Namespace: "public", Group: "DEFAULT_GROUP", Name: fmt.Sprintf("svc-%d", (c*perClient+i)%services)}
+					if err := source.Register(ctx, id, svc, inst); err != nil {
+						b.Fatal(err)
+					}
 				}
 			}
 			d := &Distro{cfg: Config{Registry: source}, self: "10.0.0.1:8848"}
@@ -307,5 +309,36 @@ func BenchmarkSnapshotLoad(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestALoadingNodeAsksVerificationsForNothing: while its snapshot loads, a
+// node would otherwise ask each verifying member for every client at once,
+// and have them sent and applied twice.
+func TestALoadingNodeAsksVerificationsForNothing(t *testing.T) {
+	registry := naming.NewRegistry(naming.Config{Limits: naming.Limits{MaxNameLength: 100, MaxMetadataBytes: 100, MaxBatchSize: 10}, Bus: notify.New(notify.Config{})})
+	d := &Distro{cfg: Config{Registry: registry}, self: "10.0.0.2:8848"}
+	verify, err := proto.Marshal(&clusterv1.Verify{Entries: []*clusterv1.Verify_Entry{{Id: "client", Revision: 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	need := func() []string {
+		t.Helper()
+		raw, err := d.Handle(context.Background(), "10.0.0.1:8848", VerifyKind, verify)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var answer clusterv1.VerifyAnswer
+		if err := proto.Unmarshal(raw, &answer); err != nil {
+			t.Fatal(err)
+		}
+		return answer.Need
+	}
+	if got := need(); len(got) != 0 {
+		t.Errorf("loading, the node asked for %v", got)
+	}
+	d.ready.Store(true)
+	if got := need(); !slices.Equal(got, []string{"client"}) {
+		t.Errorf("ready, the node asked for %v, want [client]", got)
 	}
 }

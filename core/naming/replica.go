@@ -93,9 +93,7 @@ func (r *Registry) Apply(ctx context.Context, clients []ClientData) (skipped []s
 			skipped = append(skipped, d.ID)
 			continue
 		}
-		for svc := range r.applyTo(c, d, now) {
-			changed[svc] = struct{}{}
-		}
+		r.applyTo(c, d, now, changed)
 		c.mu.Unlock()
 	}
 	return skipped, r.publishChanged(ctx, slices.Collect(maps.Keys(changed))...)
@@ -123,10 +121,12 @@ func (r *Registry) replica(id, owner string) *client {
 	}
 }
 
-// applyTo makes c publish what d says; c.mu is held. It returns the services
-// whose instances changed.
-func (r *Registry) applyTo(c *client, d ClientData, now time.Time) map[Service]struct{} {
-	changed := map[Service]struct{}{}
+// applyTo makes c publish what d says; c.mu is held. It adds the services
+// whose instances changed to changed.
+func (r *Registry) applyTo(c *client, d ClientData, now time.Time, changed map[Service]struct{}) {
+	if len(c.published) == 0 {
+		c.published = make(map[Service][]Instance, len(d.Services))
+	}
 	for svc := range c.published {
 		if _, kept := d.Services[svc]; !kept {
 			r.commitInstances(c, svc, nil)
@@ -140,7 +140,6 @@ func (r *Registry) applyTo(c *client, d ClientData, now time.Time) map[Service]s
 		}
 	}
 	c.revision, c.verified = d.Revision, now
-	return changed
 }
 
 // Verify takes an owner's list of its clients: those this node holds at the

@@ -28,16 +28,18 @@ const (
 
 // Instance is one registered address of a service.
 type Instance struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Ip            string                 `protobuf:"bytes,2,opt,name=ip,proto3" json:"ip,omitempty"`
-	Port          int32                  `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
-	Weight        float64                `protobuf:"fixed64,4,opt,name=weight,proto3" json:"weight,omitempty"`
-	Healthy       bool                   `protobuf:"varint,5,opt,name=healthy,proto3" json:"healthy,omitempty"`
-	Enabled       bool                   `protobuf:"varint,6,opt,name=enabled,proto3" json:"enabled,omitempty"`
-	Ephemeral     bool                   `protobuf:"varint,7,opt,name=ephemeral,proto3" json:"ephemeral,omitempty"`
-	Cluster       string                 `protobuf:"bytes,8,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	Metadata      map[string]string      `protobuf:"bytes,9,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Ip        string                 `protobuf:"bytes,2,opt,name=ip,proto3" json:"ip,omitempty"`
+	Port      int32                  `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	Weight    float64                `protobuf:"fixed64,4,opt,name=weight,proto3" json:"weight,omitempty"`
+	Healthy   bool                   `protobuf:"varint,5,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	Enabled   bool                   `protobuf:"varint,6,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	Ephemeral bool                   `protobuf:"varint,7,opt,name=ephemeral,proto3" json:"ephemeral,omitempty"`
+	Cluster   string                 `protobuf:"bytes,8,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// metadata is the instance's metadata as keys and values in turn: key,
+	// value, key, value.
+	Metadata      []string `protobuf:"bytes,10,rep,name=metadata,proto3" json:"metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -128,7 +130,7 @@ func (x *Instance) GetCluster() string {
 	return ""
 }
 
-func (x *Instance) GetMetadata() map[string]string {
+func (x *Instance) GetMetadata() []string {
 	if x != nil {
 		return x.Metadata
 	}
@@ -599,7 +601,7 @@ type Verify_Entry struct {
 
 func (x *Verify_Entry) Reset() {
 	*x = Verify_Entry{}
-	mi := &file_cluster_v1_distro_proto_msgTypes[11]
+	mi := &file_cluster_v1_distro_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -611,7 +613,7 @@ func (x *Verify_Entry) String() string {
 func (*Verify_Entry) ProtoMessage() {}
 
 func (x *Verify_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_v1_distro_proto_msgTypes[11]
+	mi := &file_cluster_v1_distro_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -645,7 +647,7 @@ var File_cluster_v1_distro_proto protoreflect.FileDescriptor
 
 const file_cluster_v1_distro_proto_rawDesc = "" +
 	"\n" +
-	"\x17cluster/v1/distro.proto\x12\x12sextant.cluster.v1\"\xc7\x02\n" +
+	"\x17cluster/v1/distro.proto\x12\x12sextant.cluster.v1\"\xe4\x01\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x0e\n" +
 	"\x02ip\x18\x02 \x01(\tR\x02ip\x12\x12\n" +
@@ -654,11 +656,10 @@ const file_cluster_v1_distro_proto_rawDesc = "" +
 	"\ahealthy\x18\x05 \x01(\bR\ahealthy\x12\x18\n" +
 	"\aenabled\x18\x06 \x01(\bR\aenabled\x12\x1c\n" +
 	"\tephemeral\x18\a \x01(\bR\tephemeral\x12\x18\n" +
-	"\acluster\x18\b \x01(\tR\acluster\x12F\n" +
-	"\bmetadata\x18\t \x03(\v2*.sextant.cluster.v1.Instance.MetadataEntryR\bmetadata\x1a;\n" +
-	"\rMetadataEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x96\x01\n" +
+	"\acluster\x18\b \x01(\tR\acluster\x12\x1a\n" +
+	"\bmetadata\x18\n" +
+	" \x03(\tR\bmetadataJ\x04\b\t\x10\n" +
+	"\"\x96\x01\n" +
 	"\x10ServiceInstances\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x12\n" +
@@ -699,7 +700,7 @@ func file_cluster_v1_distro_proto_rawDescGZIP() []byte {
 	return file_cluster_v1_distro_proto_rawDescData
 }
 
-var file_cluster_v1_distro_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_cluster_v1_distro_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_cluster_v1_distro_proto_goTypes = []any{
 	(*Instance)(nil),         // 0: sextant.cluster.v1.Instance
 	(*ServiceInstances)(nil), // 1: sextant.cluster.v1.ServiceInstances
@@ -711,21 +712,19 @@ var file_cluster_v1_distro_proto_goTypes = []any{
 	(*Report)(nil),           // 7: sextant.cluster.v1.Report
 	(*ReportAnswer)(nil),     // 8: sextant.cluster.v1.ReportAnswer
 	(*SnapshotChunk)(nil),    // 9: sextant.cluster.v1.SnapshotChunk
-	nil,                      // 10: sextant.cluster.v1.Instance.MetadataEntry
-	(*Verify_Entry)(nil),     // 11: sextant.cluster.v1.Verify.Entry
+	(*Verify_Entry)(nil),     // 10: sextant.cluster.v1.Verify.Entry
 }
 var file_cluster_v1_distro_proto_depIdxs = []int32{
-	10, // 0: sextant.cluster.v1.Instance.metadata:type_name -> sextant.cluster.v1.Instance.MetadataEntry
-	0,  // 1: sextant.cluster.v1.ServiceInstances.instances:type_name -> sextant.cluster.v1.Instance
-	1,  // 2: sextant.cluster.v1.Client.services:type_name -> sextant.cluster.v1.ServiceInstances
-	2,  // 3: sextant.cluster.v1.Sync.changed:type_name -> sextant.cluster.v1.Client
-	11, // 4: sextant.cluster.v1.Verify.entries:type_name -> sextant.cluster.v1.Verify.Entry
-	2,  // 5: sextant.cluster.v1.SnapshotChunk.clients:type_name -> sextant.cluster.v1.Client
-	6,  // [6:6] is the sub-list for method output_type
-	6,  // [6:6] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	0,  // 0: sextant.cluster.v1.ServiceInstances.instances:type_name -> sextant.cluster.v1.Instance
+	1,  // 1: sextant.cluster.v1.Client.services:type_name -> sextant.cluster.v1.ServiceInstances
+	2,  // 2: sextant.cluster.v1.Sync.changed:type_name -> sextant.cluster.v1.Client
+	10, // 3: sextant.cluster.v1.Verify.entries:type_name -> sextant.cluster.v1.Verify.Entry
+	2,  // 4: sextant.cluster.v1.SnapshotChunk.clients:type_name -> sextant.cluster.v1.Client
+	5,  // [5:5] is the sub-list for method output_type
+	5,  // [5:5] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_cluster_v1_distro_proto_init() }
@@ -739,7 +738,7 @@ func file_cluster_v1_distro_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_v1_distro_proto_rawDesc), len(file_cluster_v1_distro_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
