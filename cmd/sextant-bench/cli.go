@@ -102,6 +102,7 @@ func parseArgs(args []string, stderr io.Writer) (*invocation, error) {
 		fs.IntVar(&inv.register.Connections, "connections", 100, "client connections")
 		fs.IntVar(&inv.register.Instances, "instances", 10, "instances each connection registers (each in its own service)")
 		fs.IntVar(&inv.register.Services, "services", 100, "services the instances are spread over")
+		fs.DurationVar(&inv.register.Hold, "hold", 0, "keep the connections and their instances this long after the check")
 	case "query":
 		fs.IntVar(&inv.query.Connections, "connections", 16, "connections that query")
 		fs.IntVar(&inv.query.Services, "services", 100, "services in the registry")
@@ -177,7 +178,7 @@ func (inv *invocation) execute() *report.Result {
 // bound is how long the run may take at most, teardown included.
 func (inv *invocation) bound() time.Duration {
 	c := inv.common
-	return c.SetupTimeout + c.Warmup + c.Duration + 2*c.Grace + c.Timeout
+	return c.SetupTimeout + c.Warmup + c.Duration + 2*c.Grace + c.Timeout + inv.register.Hold
 }
 
 // serverPID resolves --pid: the process listening on the first target's

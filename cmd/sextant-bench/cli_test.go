@@ -69,6 +69,7 @@ func TestParseArgsErrors(t *testing.T) {
 		{[]string{"query", "--target", "a:1", "--concurrency", "0"}, "--concurrency"},
 		{[]string{"query", "--target", "a:1", "--subscribers", "3"}, "not defined"},
 		{[]string{"register", "--target", "a:1", "--instances", "5", "--services", "2"}, "exceeds --services"},
+		{[]string{"register", "--target", "a:1", "--hold", "-1s"}, "--hold must not be negative"},
 		{[]string{"churn", "--target", "a:1", "extra"}, "unexpected argument"},
 		{[]string{"churn", "--target", "a:1", "--pid", "-2"}, "--pid"},
 	} {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sextantd/sextant/cmd/internal/servertest"
 	"github.com/sextantd/sextant/cmd/sextant-bench/internal/report"
@@ -70,6 +71,18 @@ func figure(t *testing.T, r *report.Result, name string) float64 {
 	return v
 }
 
+// awaitMetric waits until the server's series has the value want.
+func awaitMetric(t *testing.T, srv *servertest.Server, series string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for got := srv.Metric(t, series); got != want; got = srv.Metric(t, series) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %v, want %v", series, got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestScenariosAgainstSextant(t *testing.T) {
 	srv := servertest.Start(t, servertest.Options{Env: []string{"SEXTANT_PUSH_DELAY=20ms"}})
 
@@ -84,6 +97,26 @@ func TestScenariosAgainstSextant(t *testing.T) {
 		if len(r.Checks) != 1 {
 			t.Errorf("checks %+v, want the registry check", r.Checks)
 		}
+	})
+
+	t.Run("register --hold keeps the instances", func(t *testing.T) {
+		const hold = 1500 * time.Millisecond
+		start := time.Now()
+		done := make(chan *report.Result, 1)
+		go func() {
+			var r *report.Result
+			defer func() { done <- r }() // also when bench fails the test
+			r = bench(t, srv, "register", "--connections", "4", "--instances", "5", "--services", "5", "--hold", hold.String())
+		}()
+		awaitMetric(t, srv, "sextant_instances", 20)
+		r := <-done
+		if r == nil {
+			t.FailNow()
+		}
+		if took := time.Since(start); took < hold || r.Params.Get("hold") != hold.String() {
+			t.Errorf("the run took %s with params %v, want at least the hold of %s", took, r.Params, hold)
+		}
+		awaitMetric(t, srv, "sextant_instances", 0)
 	})
 
 	t.Run("query", func(t *testing.T) {

@@ -4,15 +4,20 @@
 package servertest
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sextantd/sextant/cmd/internal/sextantproc"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sextantd/sextant/cmd/internal/sextantproc"
 )
 
 var (
@@ -92,6 +97,32 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 	})
 	return s
+}
+
+// Metric reads one sample of the server's /metrics — a series as written
+// there, labels included — or 0 when the server has not written it (yet).
+func (s *Server) Metric(t testing.TB, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + s.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", series, err)
+			}
+			return f
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("reading /metrics: %v", err)
+	}
+	return 0
 }
 
 // Logs returns everything the server has written so far.

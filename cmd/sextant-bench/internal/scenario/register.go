@@ -15,6 +15,10 @@ type RegisterOptions struct {
 	Connections int // client connections
 	Instances   int // instances each connection registers, each in another service
 	Services    int // services the instances are spread over
+	// Hold keeps the connections, and so their instances, this long after
+	// the check: a cluster can be measured holding that registry meanwhile
+	// (a restarted node's snapshot load, say).
+	Hold time.Duration
 }
 
 // Validate checks the options.
@@ -26,6 +30,8 @@ func (o RegisterOptions) Validate() error {
 		return fmt.Errorf("--instances must be at least 1, got %d", o.Instances)
 	case o.Services < 1:
 		return fmt.Errorf("--services must be at least 1, got %d", o.Services)
+	case o.Hold < 0:
+		return fmt.Errorf("--hold must not be negative, got %s", o.Hold)
 	case o.Instances > o.Services:
 		return fmt.Errorf("--instances %d exceeds --services %d: a connection holds one instance per service", o.Instances, o.Services)
 	}
@@ -89,6 +95,11 @@ func Register(c *Common, o RegisterOptions, tool string) *report.Result {
 	r.figure("connections held", float64(len(live(conns))), "connections")
 	if held > 0 {
 		r.verifyRegistered(conns, o, acked)
+	}
+	if o.Hold > 0 {
+		r.param("hold", o.Hold.String())
+		r.Monitor.set("hold", nil)
+		time.Sleep(o.Hold)
 	}
 	r.closeAll(connect, conns)
 	return r.finish("register", true)

@@ -312,10 +312,10 @@ func TestAKilledNodesInstancesGoAndReconnectingProvidersComeBack(t *testing.T) {
 func landOn(t *testing.T, c *testCluster, i int, start func() (stop func())) {
 	t.Helper()
 	for range 30 {
-		before := connections(t, c.nodes[i])
+		before := c.nodes[i].Metric(t, "sextant_connections")
 		stop := start()
 		for range 20 {
-			if connections(t, c.nodes[i]) > before {
+			if c.nodes[i].Metric(t, "sextant_connections") > before {
 				return
 			}
 			time.Sleep(25 * time.Millisecond)
@@ -323,24 +323,6 @@ func landOn(t *testing.T, c *testCluster, i int, start func() (stop func())) {
 		stop()
 	}
 	t.Fatalf("no client landed on node %d", i+1)
-}
-
-// connections reads a node's sextant_connections.
-func connections(t *testing.T, srv *servertest.Server) int {
-	t.Helper()
-	resp, err := http.Get("http://" + srv.HTTPAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	scanner := bufio.NewScanner(resp.Body)
-	for scanner.Scan() {
-		if v, ok := strings.CutPrefix(scanner.Text(), "sextant_connections "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return int(f)
-		}
-	}
-	return 0
 }
 
 // TestARestartedNodeLoadsTheRegistryBeforeItIsReady restarts node 1: once it

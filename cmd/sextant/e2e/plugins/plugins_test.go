@@ -3,9 +3,7 @@
 package plugins_test
 
 import (
-	"bufio"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -77,27 +75,6 @@ func pushPlugin(t *testing.T, srv *servertest.Server) process {
 	}
 	t.Fatalf("no pushrpc plugin process among the server's children: %+v", children(t, srv.PID()))
 	return process{}
-}
-
-// metric reads one sample from the server's /metrics, 0 when absent.
-func metric(t *testing.T, srv *servertest.Server, series string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + srv.HTTPAddr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	scanner := bufio.NewScanner(resp.Body)
-	for scanner.Scan() {
-		if value, ok := strings.CutPrefix(scanner.Text(), series+" "); ok {
-			v, err := strconv.ParseFloat(value, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return v
-		}
-	}
-	return 0
 }
 
 func awaitPort(port uint64) func([]model.Instance) bool {
@@ -182,13 +159,13 @@ func TestKilledPluginIsRestartedAndNoPushIsLost(t *testing.T) {
 	if restarted := pushPlugin(t, srv); restarted.pid == victim.pid {
 		t.Fatalf("the plugin still has the killed pid %d", victim.pid)
 	}
-	if n := metric(t, srv, `sextant_plugin_restarts_total{plugin="pushrpc"}`); n != 1 {
+	if n := srv.Metric(t, `sextant_plugin_restarts_total{plugin="pushrpc"}`); n != 1 {
 		t.Errorf("sextant_plugin_restarts_total = %v, want 1", n)
 	}
 	// Pushes due while the plugin restarted waited for it; those in flight
 	// when it died failed and were retried. Either way none was lost: every
 	// subscriber ended on the final state above.
-	t.Logf("pushes that failed and were retried: %v", metric(t, srv, `sextant_pushes_total{result="failed"}`))
+	t.Logf("pushes that failed and were retried: %v", srv.Metric(t, `sextant_pushes_total{result="failed"}`))
 }
 
 func TestKilledServerLeavesNoPlugin(t *testing.T) {

@@ -1,13 +1,11 @@
 package wire_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -489,29 +487,6 @@ func eventually(t *testing.T, what string, cond func() (bool, string)) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// gauge reads one unlabelled gauge from the server's /metrics.
-func gauge(t *testing.T, srv *servertest.Server, name string) int {
-	t.Helper()
-	resp, err := http.Get("http://" + srv.HTTPAddr() + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", name, err)
-			}
-			return int(f)
-		}
-	}
-	t.Fatalf("metric %s not found in /metrics (%v)", name, sc.Err())
-	return 0
 }
 
 // describe renders hosts for failure messages.

@@ -142,7 +142,7 @@ func TestClosedConnectionIsRemoved(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			eventually(t, "the connections of earlier subtests are gone", func() (bool, string) {
-				nc, ns := gauge(t, srv, "sextant_clients"), gauge(t, srv, "sextant_subscribers")
+				nc, ns := int(srv.Metric(t, "sextant_clients")), int(srv.Metric(t, "sextant_subscribers"))
 				return nc == 0 && ns == 0, "clients " + strconv.Itoa(nc) + " subscribers " + strconv.Itoa(ns)
 			})
 			svc := svcRef{"", "DEFAULT_GROUP", "closing-" + tc.name}
@@ -158,7 +158,7 @@ func TestClosedConnectionIsRemoved(t *testing.T) {
 			if got := infoOf(t, watcher.mustNext(t, typeNotify).Body); !slices.Equal(got.addrs(), []string{"10.0.0.3:3000"}) {
 				t.Fatalf("push after register: want 10.0.0.3:3000, got %s", describe(got.Hosts))
 			}
-			clients, subs := gauge(t, srv, "sextant_clients"), gauge(t, srv, "sextant_subscribers")
+			clients, subs := int(srv.Metric(t, "sextant_clients")), int(srv.Metric(t, "sextant_subscribers"))
 
 			tc.close(c)
 
@@ -169,7 +169,7 @@ func TestClosedConnectionIsRemoved(t *testing.T) {
 				t.Errorf("query after close: want no hosts, got %s", describe(got.Hosts))
 			}
 			eventually(t, "the closed client and its 2 subscriptions are gone", func() (bool, string) {
-				nc, ns := gauge(t, srv, "sextant_clients"), gauge(t, srv, "sextant_subscribers")
+				nc, ns := int(srv.Metric(t, "sextant_clients")), int(srv.Metric(t, "sextant_subscribers"))
 				return nc == clients-1 && ns == subs-2,
 					"clients " + strconv.Itoa(nc) + " subscribers " + strconv.Itoa(ns) +
 						" (before close: " + strconv.Itoa(clients) + ", " + strconv.Itoa(subs) + ")"
