@@ -1,106 +1,18 @@
 package clusterfile
 
 import (
-	"context"
-	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
 
 	"github.com/sextantd/sextant/sdk/membership"
+	"github.com/sextantd/sextant/sdk/membership/membershiptest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// logBuffer is a logger's output, which a test can wait on.
-type logBuffer struct {
-	mu      sync.Mutex
-	b       strings.Builder
-	changed chan struct{}
-}
-
-func newLogger() (hclog.Logger, *logBuffer) {
-	lb := &logBuffer{changed: make(chan struct{})}
-	return hclog.New(&hclog.LoggerOptions{Output: lb, Level: hclog.Debug}), lb
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b.Write(p)
-	close(l.changed)
-	l.changed = make(chan struct{})
-	return len(p), nil
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// await waits for the log to hold s n times in all.
-func (l *logBuffer) await(t *testing.T, s string, n int) {
-	t.Helper()
-	deadline := time.After(5 * time.Second)
-	for {
-		l.mu.Lock()
-		count, changed := strings.Count(l.b.String(), s), l.changed
-		l.mu.Unlock()
-		if count >= n {
-			return
-		}
-		select {
-		case <-changed:
-		case <-deadline:
-			t.Fatalf("the log holds %q %d times, want %d; the log:\n%s", s, count, n, l)
-		}
-	}
-}
-
-// watching runs p.Watch as self until the test ends.
-func watching(t *testing.T, p membership.Provider, self string) <-chan []string {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	lists := make(chan []string, 100)
-	done := make(chan error, 1)
-	go func() { done <- p.Watch(ctx, self, func(m []string) { lists <- m }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Errorf("Watch returned %v, want context.Canceled", err)
-		}
-	})
-	return lists
-}
-
-func expectList(t *testing.T, lists <-chan []string, want ...string) {
-	t.Helper()
-	select {
-	case got := <-lists:
-		if !slices.Equal(got, want) {
-			t.Fatalf("members %q, want %q", got, want)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("no list within 5s, want %q", want)
-	}
-}
-
-func expectNone(t *testing.T, lists <-chan []string) {
-	t.Helper()
-	select {
-	case l := <-lists:
-		t.Fatalf("an unexpected update %q", l)
-	default:
-	}
-}
 
 // write replaces the file at path with text at once, as an operator's tools
 // should (the provider may read the file at any moment).
@@ -115,9 +27,9 @@ func write(t *testing.T, path, text string) {
 	}
 }
 
-func newProvider(t *testing.T, path string) (membership.Provider, *logBuffer) {
+func newProvider(t *testing.T, path string) (membership.Provider, *membershiptest.Log) {
 	t.Helper()
-	logger, logs := newLogger()
+	logger, logs := membershiptest.NewLogger()
 	p, err := membership.NewProvider(Plugin, []byte(`{"path":`+quote(path)+`,"interval":"2ms"}`), membership.Host{Logger: logger})
 	if err != nil {
 		t.Fatal(err)
@@ -131,49 +43,49 @@ func TestFollowsTheFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cluster.conf")
 	write(t, path, "# the cluster\n10.0.0.1:8848\n\n10.0.0.2 # bare: port 8848\n")
 	p, logs := newProvider(t, path)
-	lists := watching(t, p, "10.0.0.1:8848")
-	expectList(t, lists, "10.0.0.1:8848", "10.0.0.2:8848")
+	lists := membershiptest.Watching(t, p, "10.0.0.1:8848")
+	membershiptest.ExpectList(t, lists, "10.0.0.1:8848", "10.0.0.2:8848")
 
 	// The same list, written otherwise, with a malformed line: logged with
 	// its line number, skipped, and no update.
 	write(t, path, "10.0.0.2:8848\n10.0.0.1\nnot/an/address\n")
-	logs.await(t, `line 3: \"not/an/address\"`, 1)
-	expectNone(t, lists)
+	logs.Await(t, `line 3: \"not/an/address\"`, 1)
+	membershiptest.ExpectNone(t, lists)
 
 	write(t, path, "10.0.0.1:8848\n10.0.0.2:8848\n10.0.0.3:8848\n")
-	expectList(t, lists, "10.0.0.1:8848", "10.0.0.2:8848", "10.0.0.3:8848")
+	membershiptest.ExpectList(t, lists, "10.0.0.1:8848", "10.0.0.2:8848", "10.0.0.3:8848")
 
 	// A file that disappears keeps the last good list, and is logged once.
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	logs.await(t, "cannot read the member list; keeping the last good one", 1)
-	logs.await(t, "still cannot read the member list", 3)
-	expectNone(t, lists)
+	logs.Await(t, "cannot read the member list; keeping the last good one", 1)
+	logs.Await(t, "still cannot read the member list", 3)
+	membershiptest.ExpectNone(t, lists)
 	if n := strings.Count(logs.String(), "cannot read the member list; keeping"); n != 1 {
 		t.Errorf("the missing file was warned about %d times, want once", n)
 	}
 
 	// An empty file too.
 	write(t, path, "# nobody\n")
-	logs.await(t, "the member list is empty; keeping the last good one", 1)
-	expectNone(t, lists)
+	logs.Await(t, "the member list is empty; keeping the last good one", 1)
+	membershiptest.ExpectNone(t, lists)
 
 	write(t, path, "10.0.0.4:8848\n")
-	expectList(t, lists, "10.0.0.1:8848", "10.0.0.4:8848") // the node counted in
-	logs.await(t, "this node is not in the member list; counting it in", 1)
+	membershiptest.ExpectList(t, lists, "10.0.0.1:8848", "10.0.0.4:8848") // the node counted in
+	logs.Await(t, "this node is not in the member list; counting it in", 1)
 }
 
 func TestAWatchStartsFromTheCurrentFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cluster.conf")
 	write(t, path, "10.0.0.1\n10.0.0.2\n")
 	p, _ := newProvider(t, path)
-	first := watching(t, p, "10.0.0.1:9000") // bare ips take this node's port
-	expectList(t, first, "10.0.0.1:9000", "10.0.0.2:9000")
+	first := membershiptest.Watching(t, p, "10.0.0.1:9000") // bare ips take this node's port
+	membershiptest.ExpectList(t, first, "10.0.0.1:9000", "10.0.0.2:9000")
 	write(t, path, "10.0.0.1\n10.0.0.3\n")
-	expectList(t, first, "10.0.0.1:9000", "10.0.0.3:9000")
-	second := watching(t, p, "10.0.0.1:9000")
-	expectList(t, second, "10.0.0.1:9000", "10.0.0.3:9000")
+	membershiptest.ExpectList(t, first, "10.0.0.1:9000", "10.0.0.3:9000")
+	second := membershiptest.Watching(t, p, "10.0.0.1:9000")
+	membershiptest.ExpectList(t, second, "10.0.0.1:9000", "10.0.0.3:9000")
 }
 
 func TestRefusesAConfigurationThatCannotWork(t *testing.T) {

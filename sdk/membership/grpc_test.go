@@ -1,4 +1,4 @@
-package membership
+package membership_test
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/sextantd/sextant/sdk"
+	"github.com/sextantd/sextant/sdk/membership"
+	"github.com/sextantd/sextant/sdk/membership/membershiptest"
 )
 
 // scripted is a provider that reports the lists a test hands it, and says
@@ -36,10 +38,10 @@ func (s *scripted) Watch(ctx context.Context, self string, update func([]string)
 	}
 }
 
-func scriptedPlugin(s *scripted) Plugin {
-	return Plugin{
+func scriptedPlugin(s *scripted) membership.Plugin {
+	return membership.Plugin{
 		Info: sdk.Info{Name: "scripted", Version: "0.1.0", Config: sdk.Schema{{Key: "greeting", Type: sdk.String, Required: true}}},
-		New: func(config []byte, host Host) (Provider, error) {
+		New: func(config []byte, host membership.Host) (membership.Provider, error) {
 			var cfg struct {
 				Greeting string `json:"greeting"`
 			}
@@ -56,20 +58,20 @@ func scriptedPlugin(s *scripted) Plugin {
 
 // dispense serves p over a real go-plugin gRPC connection and returns the
 // host's client.
-func dispense(t *testing.T, p Plugin) *Client {
+func dispense(t *testing.T, p membership.Plugin) *membership.Client {
 	t.Helper()
 	client, _ := plugin.TestPluginGRPCConn(t, false, p.Set())
 	t.Cleanup(func() { client.Close() })
-	raw, err := client.Dispense(DispenseName)
+	raw, err := client.Dispense(membership.DispenseName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return raw.(*Client)
+	return raw.(*membership.Client)
 }
 
 // watchClient runs c.Watch; the lists come on the channel, its result on the
 // other once it returns.
-func watchClient(ctx context.Context, p Provider, self string) (<-chan []string, <-chan error) {
+func watchClient(ctx context.Context, p membership.Provider, self string) (<-chan []string, <-chan error) {
 	lists := make(chan []string, 100)
 	done := make(chan error, 1)
 	go func() { done <- p.Watch(ctx, self, func(m []string) { lists <- m }) }()
@@ -97,7 +99,7 @@ func TestPluginOverGRPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Description{Info: p.Info, Kind: sdk.KindMembership}
+	want := membership.Description{Info: p.Info, Kind: sdk.KindMembership}
 	if !reflect.DeepEqual(desc, want) {
 		t.Fatalf("Describe = %+v, want %+v", desc, want)
 	}
@@ -120,9 +122,9 @@ func TestPluginOverGRPC(t *testing.T) {
 	for round := range 2 { // a Watch, then another after it ended
 		watchCtx, cancel := context.WithCancel(ctx)
 		lists, done := watchClient(watchCtx, c, "10.0.0.1:8848")
-		expectList(t, lists, "10.0.0.1:8848")
+		membershiptest.ExpectList(t, lists, "10.0.0.1:8848")
 		s.lists <- []string{"10.0.0.1:8848", "10.0.0.2:8848"}
-		expectList(t, lists, "10.0.0.1:8848", "10.0.0.2:8848")
+		membershiptest.ExpectList(t, lists, "10.0.0.1:8848", "10.0.0.2:8848")
 		cancel()
 		if err := awaitErr(t, done); !errors.Is(err, context.Canceled) {
 			t.Fatalf("round %d: Watch returned %v after its context was cancelled", round, err)
@@ -141,10 +143,10 @@ func (f providerFunc) Watch(ctx context.Context, self string, update func([]stri
 	return f(ctx, self, update)
 }
 
-func pluginOf(f providerFunc) Plugin {
-	return Plugin{
+func pluginOf(f providerFunc) membership.Plugin {
+	return membership.Plugin{
 		Info: sdk.Info{Name: "f", Version: "0.1.0"},
-		New:  func([]byte, Host) (Provider, error) { return f, nil },
+		New:  func([]byte, membership.Host) (membership.Provider, error) { return f, nil },
 	}
 }
 
@@ -183,7 +185,7 @@ func TestWatchFailuresReachTheHost(t *testing.T) {
 				t.Errorf("Watch returned %v, want an error saying %q", err, tc.want)
 			}
 			for _, want := range tc.lists {
-				expectList(t, lists, want...)
+				membershiptest.ExpectList(t, lists, want...)
 			}
 		})
 	}
@@ -192,7 +194,7 @@ func TestWatchFailuresReachTheHost(t *testing.T) {
 func TestLateAndConcurrentUpdatesAreContained(t *testing.T) {
 	release := make(chan struct{})
 	var wg sync.WaitGroup
-	p, err := NewProvider(pluginOf(func(ctx context.Context, self string, update func([]string)) error {
+	p, err := membership.NewProvider(pluginOf(func(ctx context.Context, self string, update func([]string)) error {
 		list := []string{self}
 		for range 8 { // a provider that calls update from many goroutines
 			wg.Go(func() {
@@ -203,7 +205,7 @@ func TestLateAndConcurrentUpdatesAreContained(t *testing.T) {
 		}
 		<-ctx.Done()
 		return ctx.Err()
-	}), nil, Host{})
+	}), nil, membership.Host{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +224,7 @@ func TestLateAndConcurrentUpdatesAreContained(t *testing.T) {
 		})
 	}()
 	for range 8 {
-		l := next(t, got)
+		l := membershiptest.Next(t, got)
 		if !slices.Equal(l, []string{"a:1"}) {
 			t.Errorf("an update got %q", l)
 		}
@@ -242,23 +244,23 @@ func TestLateAndConcurrentUpdatesAreContained(t *testing.T) {
 func TestNewProviderContainsFailures(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		new  func([]byte, Host) (Provider, error)
+		new  func([]byte, membership.Host) (membership.Provider, error)
 		want string
 	}{
-		{"panic", func([]byte, Host) (Provider, error) { panic("boom") }, "starting the provider panicked: boom"},
-		{"nil", func([]byte, Host) (Provider, error) { return nil, nil }, "New returned no provider"},
-		{"error", func([]byte, Host) (Provider, error) { return nil, errors.New("bad config") }, "starting the provider: bad config"},
+		{"panic", func([]byte, membership.Host) (membership.Provider, error) { panic("boom") }, "starting the provider panicked: boom"},
+		{"nil", func([]byte, membership.Host) (membership.Provider, error) { return nil, nil }, "New returned no provider"},
+		{"error", func([]byte, membership.Host) (membership.Provider, error) { return nil, errors.New("bad config") }, "starting the provider: bad config"},
 		{"no New", nil, "Plugin.New is nil"},
 	} {
-		p, err := NewProvider(Plugin{Info: sdk.Info{Name: "x"}, New: tc.new}, nil, Host{})
+		p, err := membership.NewProvider(membership.Plugin{Info: sdk.Info{Name: "x"}, New: tc.new}, nil, membership.Host{})
 		if p != nil || err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: NewProvider = %v, %v; want an error saying %q", tc.name, p, err, tc.want)
 		}
 	}
-	p, err := NewProvider(pluginOf(func(ctx context.Context, self string, update func([]string)) error {
+	p, err := membership.NewProvider(pluginOf(func(ctx context.Context, self string, update func([]string)) error {
 		update(slices.Clip([]string{self}))
 		panic("in Watch")
-	}), nil, Host{})
+	}), nil, membership.Host{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,5 +268,5 @@ func TestNewProviderContainsFailures(t *testing.T) {
 	if err := awaitErr(t, done); err == nil || !strings.Contains(err.Error(), "panicked: in Watch") {
 		t.Errorf("a panicking Watch returned %v", err)
 	}
-	expectList(t, lists, "a:1")
+	membershiptest.ExpectList(t, lists, "a:1")
 }
