@@ -10,10 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
-	"github.com/hashicorp/go-plugin/runner"
-	"google.golang.org/grpc"
 
 	"github.com/sextantd/sextant/sdk"
 	"github.com/sextantd/sextant/sdk/internal/watchlog"
@@ -27,12 +24,10 @@ const endedMessage = watchlog.Ended
 // and what the checks learnt so far.
 type membershipKit struct {
 	opts   MembershipOptions
-	stderr *scanner     // of a plugin binary
-	ends   *counter     // of the plugin's Watch calls that returned
-	stop   func() error // stops serving an in-process plugin
+	stderr *scanner // of a plugin binary
+	ends   *counter // of the plugin's Watch calls that returned
 
-	client *plugin.Client
-	rpc    plugin.ClientProtocol
+	process
 	remote *membership.Client
 
 	config  []byte   // Config, checked against the plugin's schema
@@ -49,72 +44,27 @@ func newMembershipKit(opts MembershipOptions) *membershipKit {
 	return &membershipKit{opts: opts, ends: ends, stderr: &scanner{ends: ends}}
 }
 
-// start launches the plugin, or serves it in process, and dispenses it.
+// start launches the plugin, or serves it in process with its provider's
+// Watch calls counted as they return, and dispenses it.
 func (k *membershipKit) start() error {
-	set := membership.PluginSet()
-	cfg := &plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion: set},
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		StartTimeout:     resultWait,
-		Logger:           hclog.New(&hclog.LoggerOptions{Level: hclog.Off}),
-		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(sdk.MaxMessageSize), grpc.MaxCallSendMsgSize(sdk.MaxMessageSize))},
-	}
+	var cmd *exec.Cmd
+	var served plugin.PluginSet
 	if k.opts.Binary != "" {
-		cmd := exec.Command(k.opts.Binary)
+		cmd = exec.Command(k.opts.Binary)
 		// At debug level, the plugin side logs each Watch that ends.
 		cmd.Env = append(os.Environ(), sdk.LogLevelEnv+"=debug")
-		cfg.Cmd, cfg.AutoMTLS, cfg.Stderr = cmd, true, k.stderr
 	} else {
-		reattach, err := k.serve()
-		if err != nil {
-			return err
-		}
-		cfg.Reattach, cfg.Plugins = reattach, set
+		served = spied(*k.opts.Plugin, k.ends).Set()
 	}
-	k.client = plugin.NewClient(cfg)
-	rpc, err := k.client.Client()
-	if err != nil {
+	if err := k.launch(cmd, k.stderr, served, membership.PluginSet()); err != nil {
 		return err
 	}
-	k.rpc = rpc
-	raw, err := rpc.Dispense(membership.DispenseName)
+	raw, err := k.rpc.Dispense(membership.DispenseName)
 	if err != nil {
 		return fmt.Errorf("it serves no membership plugin (serve it with membership.Serve): %w", err)
 	}
 	k.remote = raw.(*membership.Client)
 	return nil
-}
-
-// serve serves the in-process plugin as sdk.Serve would, in go-plugin's test
-// mode, with its provider's Watch calls counted as they return.
-func (k *membershipKit) serve() (*plugin.ReattachConfig, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	reattach := make(chan *plugin.ReattachConfig, 1)
-	closed := make(chan struct{})
-	cfg := sdk.ServeConfig(spied(*k.opts.Plugin, k.ends).Set(), hclog.NewNullLogger())
-	cfg.Test = &plugin.ServeTestConfig{Context: ctx, ReattachConfigCh: reattach, CloseCh: closed}
-	go plugin.Serve(cfg)
-	k.stop = func() error {
-		defer cancel()
-		if k.rpc != nil {
-			_ = k.rpc.Close()
-		}
-		select {
-		case <-closed:
-			return nil
-		case <-time.After(resultWait):
-			return fmt.Errorf("the in-process plugin did not stop within %v", resultWait)
-		}
-	}
-	select {
-	case r := <-reattach:
-		r.ReattachFunc = func() (runner.AttachedRunner, error) { return inProcess{closed}, nil }
-		return r, nil
-	case <-closed:
-		return nil, errors.New("go-plugin could not serve the plugin in process")
-	}
 }
 
 // close ends every Watch and stops the plugin.
@@ -127,20 +77,14 @@ func (k *membershipKit) close(t reporter) {
 		w.stop()
 		<-w.done // the host's end returns at once
 	}
-	if k.stop == nil {
-		if k.client != nil {
-			k.client.Kill()
-		}
-		return
-	}
-	if err := k.stop(); err != nil {
+	if err := k.shutdown(); err != nil {
 		t.Errorf("%v", err)
 	}
 }
 
 // gone says why the plugin can no longer be reached, if it cannot.
 func (k *membershipKit) gone() error {
-	if k.client != nil && k.client.Exited() {
+	if k.exited() {
 		return errors.New("its process exited")
 	}
 	return nil

@@ -10,13 +10,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
-	"github.com/hashicorp/go-plugin/runner"
 	"google.golang.org/grpc"
 
 	pluginv1 "github.com/sextantd/sextant/proto/plugin/v1"
-	"github.com/sextantd/sextant/sdk"
 	"github.com/sextantd/sextant/sdk/push"
 )
 
@@ -29,10 +26,8 @@ type kit struct {
 	panics     panics // of an in-process plugin's executor
 	stderr     tail   // of a plugin binary
 
-	client     *plugin.Client
-	rpc        plugin.ClientProtocol
+	process
 	remote     *remote
-	stop       func() error      // stops serving an in-process plugin
 	hostServer chan *grpc.Server // serves host to the plugin, once configured
 
 	config      []byte // Config, checked against the plugin's schema
@@ -51,96 +46,22 @@ func newKit(opts PushOptions) *kit {
 
 // start launches the plugin, or serves it in process, and dispenses it.
 func (k *kit) start() error {
-	set := plugin.PluginSet{push.DispenseName: hostPlugin{}}
-	cfg := &plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion: set},
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		StartTimeout:     resultWait,
-		Logger:           hclog.New(&hclog.LoggerOptions{Level: hclog.Off}),
-		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(sdk.MaxMessageSize), grpc.MaxCallSendMsgSize(sdk.MaxMessageSize))},
-	}
+	var cmd *exec.Cmd
+	var served plugin.PluginSet
 	if k.opts.Binary != "" {
-		cfg.Cmd, cfg.AutoMTLS, cfg.Stderr = exec.Command(k.opts.Binary), true, &k.stderr
+		cmd = exec.Command(k.opts.Binary)
 	} else {
-		reattach, err := k.serve()
-		if err != nil {
-			return err
-		}
-		// A reattached client takes the version the server chose, and
-		// dispenses from Plugins.
-		cfg.Reattach, cfg.Plugins = reattach, set
+		served = guard(*k.opts.Plugin, &k.panics).Set()
 	}
-	k.client = plugin.NewClient(cfg)
-	rpc, err := k.client.Client()
-	if err != nil {
+	if err := k.launch(cmd, &k.stderr, served, plugin.PluginSet{push.DispenseName: hostPlugin{}}); err != nil {
 		return err
 	}
-	k.rpc = rpc
-	raw, err := rpc.Dispense(push.DispenseName)
+	raw, err := k.rpc.Dispense(push.DispenseName)
 	if err != nil {
 		return fmt.Errorf("it serves no push plugin (serve it with push.Serve): %w", err)
 	}
 	k.remote = raw.(*remote)
 	return nil
-}
-
-// serve serves the in-process plugin as sdk.Serve would, in go-plugin's test
-// mode, and returns how to reach it.
-func (k *kit) serve() (*plugin.ReattachConfig, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	reattach := make(chan *plugin.ReattachConfig, 1)
-	closed := make(chan struct{})
-	cfg := sdk.ServeConfig(guard(*k.opts.Plugin, &k.panics).Set(), hclog.NewNullLogger())
-	cfg.Test = &plugin.ServeTestConfig{Context: ctx, ReattachConfigCh: reattach, CloseCh: closed}
-	go plugin.Serve(cfg)
-	// The client's Close stops the server (go-plugin's Shutdown call); the
-	// context only frees it after, since stopping it both ways at once races.
-	k.stop = func() error {
-		defer cancel()
-		if k.rpc != nil {
-			_ = k.rpc.Close()
-		}
-		select {
-		case <-closed:
-			return nil
-		case <-time.After(resultWait):
-			return fmt.Errorf("the in-process plugin did not stop within %v", resultWait)
-		}
-	}
-	select {
-	case r := <-reattach:
-		r.ReattachFunc = func() (runner.AttachedRunner, error) { return inProcess{closed}, nil }
-		return r, nil
-	case <-closed:
-		return nil, errors.New("go-plugin could not serve the plugin in process")
-	}
-}
-
-// inProcess is the go-plugin runner of a plugin served in the test process:
-// it runs until serving stops. (go-plugin's own would wait for the test
-// process itself to exit.)
-type inProcess struct{ closed <-chan struct{} }
-
-func (r inProcess) Wait(ctx context.Context) error {
-	select {
-	case <-r.closed:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (inProcess) Kill(context.Context) error { return nil }
-func (inProcess) ID() string                 { return "in-process" }
-
-func (inProcess) PluginToHost(network, addr string) (string, string, error) {
-	return network, addr, nil
-}
-
-func (inProcess) HostToPlugin(network, addr string) (string, string, error) {
-	return network, addr, nil
 }
 
 // close releases every delivery still hanging and stops the plugin.
@@ -155,20 +76,14 @@ func (k *kit) close(t reporter) {
 		s.Stop() // a graceful stop would wait for the plugin to end its stream
 	default:
 	}
-	if k.stop == nil {
-		if k.client != nil {
-			k.client.Kill()
-		}
-		return
-	}
-	if err := k.stop(); err != nil {
+	if err := k.shutdown(); err != nil {
 		t.Errorf("%v", err)
 	}
 }
 
 // gone says why the plugin can no longer be reached, if it cannot.
 func (k *kit) gone() error {
-	if k.client != nil && k.client.Exited() {
+	if k.exited() {
 		return errors.New("its process exited")
 	}
 	if k.stream != nil {

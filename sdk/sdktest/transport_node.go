@@ -8,9 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
-	"github.com/hashicorp/go-plugin/runner"
 	"google.golang.org/grpc"
 
 	pluginv1 "github.com/sextantd/sextant/proto/plugin/v1"
@@ -44,10 +42,8 @@ type node struct {
 	panics  panics // of an in-process plugin's transport
 	stderr  tail   // of a plugin binary
 
-	client     *plugin.Client
-	rpc        plugin.ClientProtocol
+	process
 	remote     *transportRemote
-	stop       func() error      // stops serving an in-process plugin
 	hostServer chan *grpc.Server // serves inbound to the plugin, once configured
 
 	calls      *callStream
@@ -67,69 +63,22 @@ func newNode(name string, opts TransportOptions) *node {
 
 // start launches the node's plugin, or serves it in process, and dispenses it.
 func (n *node) start() error {
-	set := plugin.PluginSet{transport.DispenseName: transportHostPlugin{}}
-	cfg := &plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion: set},
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		StartTimeout:     resultWait,
-		Logger:           hclog.New(&hclog.LoggerOptions{Level: hclog.Off}),
-		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(sdk.MaxMessageSize), grpc.MaxCallSendMsgSize(sdk.MaxMessageSize))},
-	}
+	var cmd *exec.Cmd
+	var served plugin.PluginSet
 	if n.opts.Binary != "" {
-		cfg.Cmd, cfg.AutoMTLS, cfg.Stderr = exec.Command(n.opts.Binary), true, &n.stderr
+		cmd = exec.Command(n.opts.Binary)
 	} else {
-		reattach, err := n.serve()
-		if err != nil {
-			return err
-		}
-		cfg.Reattach, cfg.Plugins = reattach, set
+		served = guardTransport(*n.opts.Plugin, &n.panics).Set()
 	}
-	n.client = plugin.NewClient(cfg)
-	rpc, err := n.client.Client()
-	if err != nil {
+	if err := n.launch(cmd, &n.stderr, served, plugin.PluginSet{transport.DispenseName: transportHostPlugin{}}); err != nil {
 		return err
 	}
-	n.rpc = rpc
-	raw, err := rpc.Dispense(transport.DispenseName)
+	raw, err := n.rpc.Dispense(transport.DispenseName)
 	if err != nil {
 		return fmt.Errorf("it serves no transport plugin (serve it with transport.Serve): %w", err)
 	}
 	n.remote = raw.(*transportRemote)
 	return nil
-}
-
-// serve serves the in-process plugin as sdk.Serve would, in go-plugin's test
-// mode, and returns how to reach it.
-func (n *node) serve() (*plugin.ReattachConfig, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	reattach := make(chan *plugin.ReattachConfig, 1)
-	closed := make(chan struct{})
-	cfg := sdk.ServeConfig(guardTransport(*n.opts.Plugin, &n.panics).Set(), hclog.NewNullLogger())
-	cfg.Test = &plugin.ServeTestConfig{Context: ctx, ReattachConfigCh: reattach, CloseCh: closed}
-	go plugin.Serve(cfg)
-	// The client's Close stops the server; the context only frees it after.
-	n.stop = func() error {
-		defer cancel()
-		if n.rpc != nil {
-			_ = n.rpc.Close()
-		}
-		select {
-		case <-closed:
-			return nil
-		case <-time.After(resultWait):
-			return fmt.Errorf("the in-process plugin of node %s did not stop within %v", n.name, resultWait)
-		}
-	}
-	select {
-	case r := <-reattach:
-		r.ReattachFunc = func() (runner.AttachedRunner, error) { return inProcess{closed}, nil }
-		return r, nil
-	case <-closed:
-		cancel()
-		return nil, errors.New("go-plugin could not serve the plugin in process")
-	}
 }
 
 // configure serves the node's inbound to the plugin over the broker and
@@ -170,20 +119,14 @@ func (n *node) close(t reporter) {
 		s.Stop() // a graceful stop would wait for the plugin to end its streams
 	default:
 	}
-	if n.stop == nil {
-		if n.client != nil {
-			n.client.Kill()
-		}
-		return
-	}
-	if err := n.stop(); err != nil {
-		t.Errorf("%v", err)
+	if err := n.shutdown(); err != nil {
+		t.Errorf("node %s: %v", n.name, err)
 	}
 }
 
 // gone says why the node's plugin can no longer be reached, if it cannot.
 func (n *node) gone() error {
-	if n.client != nil && n.client.Exited() {
+	if n.exited() {
 		return fmt.Errorf("node %s's plugin process exited", n.name)
 	}
 	if n.calls != nil && !n.closed {
