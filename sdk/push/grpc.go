@@ -12,6 +12,7 @@ import (
 
 	pluginv1 "github.com/sextantd/sextant/proto/plugin/v1"
 	"github.com/sextantd/sextant/sdk"
+	"github.com/sextantd/sextant/sdk/internal/infowire"
 	"github.com/sextantd/sextant/sdk/internal/streamcall"
 )
 
@@ -62,17 +63,8 @@ type server struct {
 }
 
 func (s *server) Info(context.Context, *pluginv1.InfoRequest) (*pluginv1.InfoResponse, error) {
-	resp := &pluginv1.InfoResponse{
-		Name:     s.impl.Name,
-		Kind:     string(sdk.KindPush),
-		Version:  s.impl.Version,
-		PushRole: string(s.impl.Role),
-	}
-	for _, f := range s.impl.Config {
-		resp.ConfigSchema = append(resp.ConfigSchema, &pluginv1.ConfigField{
-			Key: f.Key, Type: string(f.Type), Required: f.Required, Description: f.Description,
-		})
-	}
+	resp := infowire.Encode(s.impl.Info, sdk.KindPush)
+	resp.PushRole = string(s.impl.Role)
 	return resp, nil
 }
 
@@ -209,15 +201,8 @@ func (c *Client) Describe(ctx context.Context) (Description, error) {
 	if err != nil {
 		return Description{}, err
 	}
-	d := Description{
-		Info: sdk.Info{Name: resp.GetName(), Version: resp.GetVersion()},
-		Kind: sdk.Kind(resp.GetKind()),
-		Role: Role(resp.GetPushRole()),
-	}
-	for _, f := range resp.GetConfigSchema() {
-		d.Config = append(d.Config, sdk.Field{Key: f.GetKey(), Type: sdk.FieldType(f.GetType()), Required: f.GetRequired(), Description: f.GetDescription()})
-	}
-	return d, nil
+	info, kind := infowire.Decode(resp)
+	return Description{Info: info, Kind: kind, Role: Role(resp.GetPushRole())}, nil
 }
 
 // Configure hands the plugin its checked configuration and serves conns to

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -35,9 +34,7 @@ func (k *kit) handshake(t reporter) {
 	if err := k.start(); err != nil {
 		t.Fatalf("the plugin did not start and accept Sextant's handshake: %v%s", err, k.stderrTail())
 	}
-	if v := k.client.NegotiatedVersion(); v != sdk.ProtocolVersion {
-		t.Fatalf("the plugin speaks protocol version %d, want %d", v, sdk.ProtocolVersion)
-	}
+	k.checkVersion(t)
 }
 
 func (k *kit) describe(t reporter) {
@@ -48,35 +45,13 @@ func (k *kit) describe(t reporter) {
 	if err != nil {
 		t.Fatalf("Describe (the Info call) failed: %v%s", err, k.stderrTail())
 	}
-	if d.Kind != sdk.KindPush {
-		t.Errorf("the plugin says it is a %q plugin, want %q: serve a push.Plugin with push.Serve", d.Kind, sdk.KindPush)
-	}
-	if d.Name == "" {
-		t.Errorf("the plugin has no name: set Plugin.Info.Name")
-	}
-	if d.Version == "" {
-		t.Errorf("the plugin has no version: set Plugin.Info.Version")
-	}
+	k.config = checkInfo(t, d.Info, d.Kind, sdk.KindPush, k.opts.Config, "PushOptions")
 	switch d.Role {
 	case push.RoleRPC, push.RoleUDP, push.RoleSPI:
 	default:
 		t.Errorf("the plugin's role is %q, want push.RoleRPC, RoleUDP or RoleSPI: set Plugin.Role", d.Role)
 	}
 	k.role = d.Role
-	if err := d.Config.Validate(); err != nil {
-		t.Errorf("the plugin's configuration schema (Plugin.Info.Config) is invalid, so the server would refuse to start it: %v", err)
-	}
-	if k.config, err = d.Config.Check(k.opts.Config); err != nil {
-		t.Fatalf("PushOptions.Config does not pass the plugin's configuration schema: %v", err)
-	}
-	bad := maps.Clone(k.opts.Config)
-	if bad == nil {
-		bad = map[string]any{}
-	}
-	bad[unknownKey] = "x"
-	if _, err := d.Config.Check(bad); err == nil || !strings.Contains(err.Error(), unknownKey) {
-		t.Errorf("a configuration block with the unknown key %q was not refused naming the key (error: %v)", unknownKey, err)
-	}
 }
 
 func (k *kit) configure(t reporter) {

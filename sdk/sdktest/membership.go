@@ -3,11 +3,9 @@ package sdktest
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sextantd/sextant/sdk"
@@ -136,9 +134,7 @@ func (k *membershipKit) handshake(t reporter) {
 	if err := k.start(); err != nil {
 		t.Fatalf("the plugin did not start and accept Sextant's handshake: %v%s", err, k.stderrTail())
 	}
-	if v := k.client.NegotiatedVersion(); v != sdk.ProtocolVersion {
-		t.Fatalf("the plugin speaks protocol version %d, want %d", v, sdk.ProtocolVersion)
-	}
+	k.checkVersion(t)
 }
 
 func (k *membershipKit) describe(t reporter) {
@@ -149,29 +145,7 @@ func (k *membershipKit) describe(t reporter) {
 	if err != nil {
 		t.Fatalf("Describe (the Info call) failed: %v%s", err, k.stderrTail())
 	}
-	if d.Kind != sdk.KindMembership {
-		t.Errorf("the plugin says it is a %q plugin, want %q: serve a membership.Plugin with membership.Serve", d.Kind, sdk.KindMembership)
-	}
-	if d.Name == "" {
-		t.Errorf("the plugin has no name: set Plugin.Info.Name")
-	}
-	if d.Version == "" {
-		t.Errorf("the plugin has no version: set Plugin.Info.Version")
-	}
-	if err := d.Config.Validate(); err != nil {
-		t.Errorf("the plugin's configuration schema (Plugin.Info.Config) is invalid, so the server would refuse to start it: %v", err)
-	}
-	if k.config, err = d.Config.Check(k.opts.Config); err != nil {
-		t.Fatalf("MembershipOptions.Config does not pass the plugin's configuration schema: %v", err)
-	}
-	bad := maps.Clone(k.opts.Config)
-	if bad == nil {
-		bad = map[string]any{}
-	}
-	bad[unknownKey] = "x"
-	if _, err := d.Config.Check(bad); err == nil || !strings.Contains(err.Error(), unknownKey) {
-		t.Errorf("a configuration block with the unknown key %q was not refused naming the key (error: %v)", unknownKey, err)
-	}
+	k.config = checkInfo(t, d.Info, d.Kind, sdk.KindMembership, k.opts.Config, "MembershipOptions")
 }
 
 func (k *membershipKit) configure(t reporter) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -47,9 +46,7 @@ func (k *transportKit) handshake(t reporter) {
 		if err := n.start(); err != nil {
 			t.Fatalf("node %s's plugin did not start and accept Sextant's handshake: %v%s", n.name, err, n.stderrTail())
 		}
-		if v := n.client.NegotiatedVersion(); v != sdk.ProtocolVersion {
-			t.Fatalf("the plugin speaks protocol version %d, want %d", v, sdk.ProtocolVersion)
-		}
+		n.checkVersion(t)
 	}
 }
 
@@ -61,29 +58,7 @@ func (k *transportKit) describe(t reporter) {
 	if err != nil {
 		t.Fatalf("Describe (the Info call) failed: %v%s", err, k.stderrTail())
 	}
-	if d.Kind != sdk.KindTransport {
-		t.Errorf("the plugin says it is a %q plugin, want %q: serve a transport.Plugin with transport.Serve", d.Kind, sdk.KindTransport)
-	}
-	if d.Name == "" {
-		t.Errorf("the plugin has no name: set Plugin.Info.Name")
-	}
-	if d.Version == "" {
-		t.Errorf("the plugin has no version: set Plugin.Info.Version")
-	}
-	if err := d.Config.Validate(); err != nil {
-		t.Errorf("the plugin's configuration schema (Plugin.Info.Config) is invalid, so the server would refuse to start it: %v", err)
-	}
-	if k.config, err = d.Config.Check(k.opts.Config); err != nil {
-		t.Fatalf("TransportOptions.Config does not pass the plugin's configuration schema: %v", err)
-	}
-	bad := maps.Clone(k.opts.Config)
-	if bad == nil {
-		bad = map[string]any{}
-	}
-	bad[unknownKey] = "x"
-	if _, err := d.Config.Check(bad); err == nil || !strings.Contains(err.Error(), unknownKey) {
-		t.Errorf("a configuration block with the unknown key %q was not refused naming the key (error: %v)", unknownKey, err)
-	}
+	k.config = checkInfo(t, d.Info, d.Kind, sdk.KindTransport, k.opts.Config, "TransportOptions")
 }
 
 func (k *transportKit) configure(t reporter) {

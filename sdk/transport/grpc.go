@@ -16,6 +16,7 @@ import (
 
 	pluginv1 "github.com/sextantd/sextant/proto/plugin/v1"
 	"github.com/sextantd/sextant/sdk"
+	"github.com/sextantd/sextant/sdk/internal/infowire"
 	"github.com/sextantd/sextant/sdk/internal/streamcall"
 )
 
@@ -97,17 +98,7 @@ type server struct {
 }
 
 func (s *server) Info(context.Context, *pluginv1.InfoRequest) (*pluginv1.InfoResponse, error) {
-	resp := &pluginv1.InfoResponse{
-		Name:    s.impl.Name,
-		Kind:    string(sdk.KindTransport),
-		Version: s.impl.Version,
-	}
-	for _, f := range s.impl.Config {
-		resp.ConfigSchema = append(resp.ConfigSchema, &pluginv1.ConfigField{
-			Key: f.Key, Type: string(f.Type), Required: f.Required, Description: f.Description,
-		})
-	}
-	return resp, nil
+	return infowire.Encode(s.impl.Info, sdk.KindTransport), nil
 }
 
 func (s *server) Configure(_ context.Context, req *pluginv1.ConfigureRequest) (*pluginv1.ConfigureResponse, error) {
@@ -297,14 +288,8 @@ func (c *Client) Describe(ctx context.Context) (Description, error) {
 	if err != nil {
 		return Description{}, err
 	}
-	d := Description{
-		Info: sdk.Info{Name: resp.GetName(), Version: resp.GetVersion()},
-		Kind: sdk.Kind(resp.GetKind()),
-	}
-	for _, f := range resp.GetConfigSchema() {
-		d.Config = append(d.Config, sdk.Field{Key: f.GetKey(), Type: sdk.FieldType(f.GetType()), Required: f.GetRequired(), Description: f.GetDescription()})
-	}
-	return d, nil
+	info, kind := infowire.Decode(resp)
+	return Description{Info: info, Kind: kind}, nil
 }
 
 // Configure hands the plugin its checked configuration and serves inbound

@@ -1,0 +1,50 @@
+package sdktest
+
+import (
+	"maps"
+	"strings"
+
+	"github.com/sextantd/sextant/sdk"
+)
+
+// The checks every kit runs alike.
+
+// checkInfo checks what every plugin says of itself — its kind, name,
+// version and configuration schema — and returns config, from the options
+// named optsName, as the schema encodes it.
+func checkInfo(t reporter, info sdk.Info, kind, want sdk.Kind, config map[string]any, optsName string) []byte {
+	t.Helper()
+	if kind != want {
+		t.Errorf("the plugin says it is a %q plugin, want %q: serve a %s.Plugin with %s.Serve", kind, want, want, want)
+	}
+	if info.Name == "" {
+		t.Errorf("the plugin has no name: set Plugin.Info.Name")
+	}
+	if info.Version == "" {
+		t.Errorf("the plugin has no version: set Plugin.Info.Version")
+	}
+	if err := info.Config.Validate(); err != nil {
+		t.Errorf("the plugin's configuration schema (Plugin.Info.Config) is invalid, so the server would refuse to start it: %v", err)
+	}
+	checked, err := info.Config.Check(config)
+	if err != nil {
+		t.Fatalf("%s.Config does not pass the plugin's configuration schema: %v", optsName, err)
+	}
+	bad := maps.Clone(config)
+	if bad == nil {
+		bad = map[string]any{}
+	}
+	bad[unknownKey] = "x"
+	if _, err := info.Config.Check(bad); err == nil || !strings.Contains(err.Error(), unknownKey) {
+		t.Errorf("a configuration block with the unknown key %q was not refused naming the key (error: %v)", unknownKey, err)
+	}
+	return checked
+}
+
+// checkVersion checks that the plugin speaks Sextant's protocol version.
+func (p *process) checkVersion(t reporter) {
+	t.Helper()
+	if v := p.client.NegotiatedVersion(); v != sdk.ProtocolVersion {
+		t.Fatalf("the plugin speaks protocol version %d, want %d", v, sdk.ProtocolVersion)
+	}
+}
