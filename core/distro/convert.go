@@ -1,6 +1,8 @@
 package distro
 
 import (
+	"encoding/binary"
+
 	"github.com/sextantd/sextant/core/naming"
 	clusterv1 "github.com/sextantd/sextant/proto/cluster/v1"
 )
@@ -25,15 +27,23 @@ func clientToProto(d naming.ClientData, self string) *clusterv1.Client {
 	return c
 }
 
-// clientFromProto decodes a client.
-func clientFromProto(c *clusterv1.Client) naming.ClientData {
+// decoder decodes clients. Instances with the same metadata — most of a
+// service's, as a rule — share one map (stored instances are never
+// modified), which spares a load most of its allocations.
+type decoder struct {
+	shared map[string]map[string]string // by sharedKey
+	key    []byte
+}
+
+// client decodes a client.
+func (dec *decoder) client(c *clusterv1.Client) naming.ClientData {
 	d := naming.ClientData{ID: c.Id, Owner: c.Owner, Revision: c.Revision, Services: make(map[naming.Service][]naming.Instance, len(c.Services))}
 	for _, s := range c.Services {
 		insts := make([]naming.Instance, len(s.Instances))
 		for i, in := range s.Instances {
 			insts[i] = naming.Instance{
 				ID: in.Id, IP: in.Ip, Port: int(in.Port), Weight: in.Weight, Healthy: in.Healthy, Enabled: in.Enabled,
-				Ephemeral: in.Ephemeral, Cluster: in.Cluster, Metadata: metadataFromProto(in.Metadata),
+				Ephemeral: in.Ephemeral, Cluster: in.Cluster, Metadata: dec.metadata(in.Metadata),
 			}
 		}
 		d.Services[naming.Service{Namespace: s.Namespace, Group: s.Group, Name: s.Name}] = insts
@@ -51,6 +61,29 @@ func metadataToProto(m map[string]string) []string {
 		kv = append(kv, k, v)
 	}
 	return kv
+}
+
+// metadata returns the metadata kv encodes, shared with the instances
+// decoded before that had the same.
+func (dec *decoder) metadata(kv []string) map[string]string {
+	if len(kv) == 0 {
+		return nil
+	}
+	// Each string length-prefixed, so that no two lists have one key.
+	dec.key = dec.key[:0]
+	for _, s := range kv {
+		dec.key = binary.AppendUvarint(dec.key, uint64(len(s)))
+		dec.key = append(dec.key, s...)
+	}
+	if m, ok := dec.shared[string(dec.key)]; ok {
+		return m
+	}
+	m := metadataFromProto(kv)
+	if dec.shared == nil {
+		dec.shared = make(map[string]map[string]string)
+	}
+	dec.shared[string(dec.key)] = m
+	return m
 }
 
 // metadataFromProto rebuilds metadata from keys and values in turn; a last

@@ -306,8 +306,9 @@ func (d *Distro) Handle(ctx context.Context, from, kind string, payload []byte) 
 
 func (d *Distro) applySync(ctx context.Context, from string, msg *clusterv1.Sync) error {
 	clients := make([]naming.ClientData, 0, len(msg.Changed))
+	var dec decoder
 	for _, c := range msg.Changed {
-		data := clientFromProto(c)
+		data := dec.client(c)
 		data.Owner = from // a member speaks for its own clients
 		clients = append(clients, data)
 	}
@@ -441,9 +442,10 @@ func (d *Distro) applyChunk(ctx context.Context, raw []byte, n *atomic.Int64) er
 		return err
 	}
 	clients := make([]naming.ClientData, 0, len(chunk.Clients))
+	var dec decoder
 	for _, c := range chunk.Clients {
 		if c.Owner != d.self { // this node's clients of a former life are gone
-			clients = append(clients, clientFromProto(c))
+			clients = append(clients, dec.client(c))
 		}
 	}
 	skipped, err := d.cfg.Registry.Apply(ctx, clients)

@@ -57,7 +57,7 @@ func (s Service) GroupedName() string {
 }
 
 // Instance is one registered address of a service. Stored instances are never
-// modified: a change replaces the value.
+// modified: a change replaces the value. Instances may share one Metadata map.
 type Instance struct {
 	ID        string
 	IP        string
