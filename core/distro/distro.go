@@ -4,9 +4,13 @@
 //
 //   - Sync: a change of a client of this node becomes a delayed task per
 //     target member; the changes to all clients inside the merge window go
-//     to that member as one batch, with each client's data read when sent.
-//     A failed batch is retried; members not UP are skipped (verification
-//     repairs them when they are back).
+//     to that member as one batch, with each client's data read when sent,
+//     in calls of a few thousand instances. One sync per member is in
+//     flight at a time: batches due meanwhile merge and follow it, rather
+//     than queueing up copies of the same clients (a bulk registration of
+//     large clients would otherwise resend the registry over and over). The
+//     unsent part of a failed batch is retried; members not UP are skipped
+//     (verification repairs them when they are back).
 //   - Verify: every verify interval this node sends each member the revision
 //     of each of its clients; the member asks for those it holds at another
 //     revision or not at all, and drops the ones no longer listed.
@@ -30,6 +34,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,8 +57,8 @@ const (
 	VerifyKind = "verify"
 )
 
-// chunkInstances is about how many instances go in one snapshot chunk
-// (about a MiB).
+// chunkInstances is about how many instances go in one snapshot chunk or
+// sync call (about a MiB).
 const chunkInstances = 4000
 
 // Transport is what Distro needs of the transport plugin.
@@ -90,8 +95,18 @@ type Distro struct {
 	metrics *metrics
 	ready   atomic.Bool
 
+	mu    sync.Mutex
+	peers map[string]*peerWork
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+}
+
+// peerWork is what runs for one member: at most one sync and one
+// verification at a time, and the batch parked behind the sync.
+type peerWork struct {
+	syncing, verifying bool
+	parked             batch
 }
 
 // batch is what to send one member: per client, whether it changed (true)
@@ -106,7 +121,7 @@ func mergeBatches(older, newer batch) batch {
 // New returns Distro subscribed to the registry's client events; call it
 // before the bus starts.
 func New(cfg Config) (*Distro, error) {
-	d := &Distro{cfg: cfg, log: cfg.Logger, self: cfg.Cluster.Self()}
+	d := &Distro{cfg: cfg, log: cfg.Logger, self: cfg.Cluster.Self(), peers: make(map[string]*peerWork)}
 	d.delay = engine.NewDelayEngine(engine.DelayConfig[string, batch]{
 		Name:       "distro",
 		Merge:      mergeBatches,
@@ -175,34 +190,101 @@ func (d *Distro) every(ctx context.Context, interval time.Duration, fn func(cont
 	})
 }
 
-// dispatch hands a due batch to the execute engine, in order per member.
+// dispatch hands a due batch to the execute engine, in order per member;
+// while a sync to the member is in flight it parks the batch instead.
 func (d *Distro) dispatch(ctx context.Context, peer string, b batch) error {
-	return d.exec.Submit(ctx, peer, func(ctx context.Context) {
-		err := d.sync(ctx, peer, b)
+	if !d.claimSync(peer, b) {
+		return nil
+	}
+	err := d.exec.Submit(ctx, peer, func(ctx context.Context) {
+		unsent, err := d.sync(ctx, peer, b)
 		d.metrics.syncs.WithLabelValues(result(err)).Inc()
 		if err != nil {
-			d.log.Debug("sync failed; will retry", "member", peer, "clients", len(b), "error", err)
-			d.delay.Add(peer, b, d.cfg.RetryDelay)
+			d.log.Debug("sync failed; will retry", "member", peer, "clients", len(unsent), "error", err)
 		}
+		d.syncDone(peer, unsent)
 	})
+	if err != nil {
+		d.syncDone(peer, nil) // the delay engine retries b
+	}
+	return err
 }
 
-// sync sends a member the current data of the batch's clients.
-func (d *Distro) sync(ctx context.Context, peer string, b batch) error {
-	if !d.cfg.Cluster.IsUp(peer) {
-		return nil // verification repairs it once it is back
+// work returns peer's work; d.mu is held.
+func (d *Distro) work(peer string) *peerWork {
+	w := d.peers[peer]
+	if w == nil {
+		w = &peerWork{}
+		d.peers[peer] = w
 	}
-	msg := &clusterv1.Sync{}
-	for id, changed := range b {
+	return w
+}
+
+// claimSync reports whether b may be sent to peer now; if a sync to peer is
+// in flight, it parks b behind it instead.
+func (d *Distro) claimSync(peer string, b batch) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	w := d.work(peer)
+	if !w.syncing {
+		w.syncing = true
+		return true
+	}
+	if w.parked == nil {
+		w.parked = b
+	} else {
+		mergeBatches(w.parked, b)
+	}
+	return false
+}
+
+// syncDone ends the sync in flight to peer: what it could not send is
+// retried after the retry delay, with the parked batch; the parked batch
+// alone is due at once.
+func (d *Distro) syncDone(peer string, unsent batch) {
+	d.mu.Lock()
+	w := d.work(peer)
+	parked := w.parked
+	w.syncing, w.parked = false, nil
+	d.mu.Unlock()
+	switch {
+	case len(unsent) > 0:
+		d.delay.Add(peer, mergeBatches(unsent, parked), d.cfg.RetryDelay)
+	case parked != nil:
+		d.delay.Add(peer, parked, 0)
+	}
+}
+
+// sync sends a member the current data of the batch's clients, in calls of
+// about chunkInstances instances. It returns the part of b not sent.
+func (d *Distro) sync(ctx context.Context, peer string, b batch) (unsent batch, err error) {
+	if !d.cfg.Cluster.IsUp(peer) {
+		return nil, nil // verification repairs it once it is back
+	}
+	ids := slices.Collect(maps.Keys(b))
+	msg, instances, from := &clusterv1.Sync{}, 0, 0
+	for i, id := range ids {
 		data, ok := d.cfg.Registry.Client(id)
-		if changed && ok && data.Owner == "" {
+		if b[id] && ok && data.Owner == "" {
 			msg.Changed = append(msg.Changed, clientToProto(data, d.self))
+			instances += data.InstanceCount()
 		} else {
 			msg.Removed = append(msg.Removed, id)
 		}
+		instances++ // an empty or removed client weighs something too
+		if instances < chunkInstances && i < len(ids)-1 {
+			continue
+		}
+		if _, err := d.call(ctx, peer, SyncKind, msg); err != nil {
+			unsent = batch{}
+			for _, id := range ids[from:] {
+				unsent[id] = b[id]
+			}
+			return unsent, err
+		}
+		msg, instances, from = &clusterv1.Sync{}, 0, i+1
 	}
-	_, err := d.call(ctx, peer, SyncKind, msg)
-	return err
+	return nil, nil
 }
 
 func (d *Distro) call(ctx context.Context, peer, kind string, msg proto.Message) ([]byte, error) {
@@ -220,7 +302,8 @@ func (d *Distro) call(ctx context.Context, peer, kind string, msg proto.Message)
 }
 
 // verifyAll sends every UP member the revisions of this node's clients, in
-// order with the syncs to it, and syncs what it asks for.
+// order with the syncs to it, and syncs what it asks for. A member whose
+// last verification is still queued or running is passed over.
 func (d *Distro) verifyAll(ctx context.Context) {
 	versions := d.cfg.Registry.LocalVersions()
 	msg := &clusterv1.Verify{Entries: make([]*clusterv1.Verify_Entry, len(versions))}
@@ -228,7 +311,11 @@ func (d *Distro) verifyAll(ctx context.Context) {
 		msg.Entries[i] = &clusterv1.Verify_Entry{Id: v.ID, Revision: v.Revision}
 	}
 	for _, peer := range d.cfg.Cluster.Peers(true) {
+		if !d.claimVerify(peer) {
+			continue
+		}
 		err := d.exec.Submit(ctx, peer, func(ctx context.Context) {
+			defer d.verifyDone(peer)
 			err := d.verify(ctx, peer, msg)
 			d.metrics.verifications.WithLabelValues(result(err)).Inc()
 			if err != nil {
@@ -236,11 +323,32 @@ func (d *Distro) verifyAll(ctx context.Context) {
 			}
 		})
 		if err != nil {
+			d.verifyDone(peer)
 			return
 		}
 	}
 }
 
+// claimVerify reports whether peer may be verified now.
+func (d *Distro) claimVerify(peer string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	w := d.work(peer)
+	if w.verifying {
+		return false
+	}
+	w.verifying = true
+	return true
+}
+
+func (d *Distro) verifyDone(peer string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.work(peer).verifying = false
+}
+
+// verify sends peer the revisions; the clients it asks for are synced at
+// once, merged with any batch pending for it.
 func (d *Distro) verify(ctx context.Context, peer string, msg *clusterv1.Verify) error {
 	raw, err := d.call(ctx, peer, VerifyKind, msg)
 	if err != nil {
@@ -257,7 +365,8 @@ func (d *Distro) verify(ctx context.Context, peer string, msg *clusterv1.Verify)
 	for _, id := range answer.Need {
 		b[id] = true
 	}
-	return d.sync(ctx, peer, b)
+	d.delay.Add(peer, b, 0)
+	return nil
 }
 
 func (d *Distro) expire(ctx context.Context) {
@@ -348,9 +457,7 @@ func (d *Distro) Snapshot(ctx context.Context, _ string, fn func([]byte) error) 
 	var err error
 	d.cfg.Registry.EachClient(func(data naming.ClientData) bool {
 		chunk.Clients = append(chunk.Clients, clientToProto(data, d.self))
-		for _, insts := range data.Services {
-			instances += len(insts)
-		}
+		instances += data.InstanceCount()
 		if instances >= chunkInstances {
 			err = flush()
 		}

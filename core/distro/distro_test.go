@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -26,6 +27,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type mesh struct {
 	mu    sync.Mutex
 	nodes map[string]*node // by cluster address
+	// onCall, if set, sees each call before it is delivered (and may hold it).
+	onCall func(target, kind string, payload []byte)
 }
 
 // meshTransport is one node's view of the mesh.
@@ -51,6 +54,9 @@ func (t meshTransport) Call(ctx context.Context, target, kind string, payload []
 	}
 	if kind == cluster.ReportKind {
 		return n.cluster.HandleReport(t.self, payload)
+	}
+	if t.mesh.onCall != nil {
+		t.mesh.onCall(target, kind, payload)
 	}
 	return n.distro.Handle(ctx, t.self, kind, payload)
 }
@@ -340,5 +346,153 @@ func TestALoadingNodeAsksVerificationsForNothing(t *testing.T) {
 	d.ready.Store(true)
 	if got := need(); !slices.Equal(got, []string{"client"}) {
 		t.Errorf("ready, the node asked for %v, want [client]", got)
+	}
+}
+
+// TestBatchesDueDuringASyncFollowItMerged: while a sync to a member is in
+// flight, the batches that fall due for it wait and go as one, instead of
+// queueing up one call each.
+func TestBatchesDueDuringASyncFollowItMerged(t *testing.T) {
+	m := &mesh{nodes: map[string]*node{}}
+	members := addrs(2)
+	bTarget, _ := cluster.Address(members[1])
+	held, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var syncs [][]string // the clients of each sync to b, in order
+	m.onCall = func(target, kind string, payload []byte) {
+		if target != bTarget || kind != SyncKind {
+			return
+		}
+		var msg clusterv1.Sync
+		if err := proto.Unmarshal(payload, &msg); err != nil {
+			t.Error(err)
+		}
+		var ids []string
+		for _, c := range msg.Changed {
+			ids = append(ids, c.Id)
+		}
+		slices.Sort(ids)
+		mu.Lock()
+		syncs = append(syncs, ids)
+		first := len(syncs) == 1
+		mu.Unlock()
+		if first {
+			close(held)
+			<-release
+		}
+	}
+	a, b := m.start(t, members[0], members), m.start(t, members[1], members)
+	var releaseOnce sync.Once
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // before the nodes stop
+	a.register(t, "c1", "10.1.0.1")
+	select { // its sync to b is held
+	case <-held:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no sync to b")
+	}
+	parked := func(ids ...string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			a.distro.mu.Lock()
+			p := a.distro.work(members[1]).parked
+			got := slices.Sorted(maps.Keys(p))
+			a.distro.mu.Unlock()
+			if slices.Equal(got, ids) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("parked %v, want %v", got, ids)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	a.register(t, "c2", "10.1.0.2")
+	parked("c2")
+	a.register(t, "c3", "10.1.0.3")
+	parked("c2", "c3")
+	releaseOnce.Do(func() { close(release) })
+	b.await(t, "10.1.0.1", "10.1.0.2", "10.1.0.3")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(syncs) < 2 || !slices.Equal(syncs[0], []string{"c1"}) || !slices.Equal(syncs[1], []string{"c2", "c3"}) {
+		t.Errorf("syncs to b: %v, want [c1] then [c2 c3]", syncs)
+	}
+}
+
+// recorder is a transport that records each sync and fails the call numbered
+// failOn (from 1; 0: none).
+type recorder struct {
+	failOn int
+	syncs  []*clusterv1.Sync
+}
+
+func (r *recorder) Call(_ context.Context, _, kind string, payload []byte) ([]byte, error) {
+	msg := &clusterv1.Sync{}
+	if err := proto.Unmarshal(payload, msg); err != nil {
+		return nil, err
+	}
+	r.syncs = append(r.syncs, msg)
+	if len(r.syncs) == r.failOn {
+		return nil, errors.New("the member went away")
+	}
+	return nil, nil
+}
+
+func (r *recorder) Snapshot(context.Context, string, func([]byte) error) error {
+	return errors.New("recorder: no snapshots")
+}
+
+func TestASyncGoesInCallsOfAFewThousandInstancesAndRetriesTheRest(t *testing.T) {
+	ctx := context.Background()
+	registry := naming.NewRegistry(naming.Config{Limits: naming.Limits{MaxNameLength: 100, MaxMetadataBytes: 100, MaxBatchSize: 10}, Bus: notify.New(notify.Config{})})
+	const clients, perClient = 4, 1500
+	b := batch{}
+	for c := range clients {
+		id := fmt.Sprintf("c%d", c)
+		if err := registry.Connect(id, nil); err != nil {
+			t.Fatal(err)
+		}
+		for i := range perClient {
+			if err := registry.Register(ctx, id, naming.Service{Namespace: "public", Group: "G", Name: fmt.Sprintf("s%d", i)}, instance(fmt.Sprintf("10.0.%d.%d", c, i%250))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b[id] = true
+	}
+	members := addrs(2)
+	for _, failOn := range []int{0, 2} {
+		rec := &recorder{failOn: failOn}
+		c := cluster.New(cluster.Config{Self: members[0], Transport: rec, Logger: hclog.NewNullLogger()})
+		c.SetMembers(members)
+		d := &Distro{cfg: Config{Registry: registry, Cluster: c, Transport: rec, CallTimeout: time.Second}, self: members[0]}
+		unsent, err := d.sync(ctx, members[1], maps.Clone(b))
+
+		sent := map[string]int{} // client -> call
+		for i, msg := range rec.syncs {
+			instances := 0
+			for _, cl := range msg.Changed {
+				sent[cl.Id] = i + 1
+				for _, s := range cl.Services {
+					instances += len(s.Instances)
+				}
+			}
+			if instances > chunkInstances+perClient {
+				t.Errorf("call %d carried %d instances", i+1, instances)
+			}
+		}
+		if len(rec.syncs) != 2 || len(sent) != clients {
+			t.Fatalf("failOn %d: %d calls carried %d clients, want 2 calls carrying %d", failOn, len(rec.syncs), len(sent), clients)
+		}
+		var wantUnsent []string
+		for id, call := range sent {
+			if call == failOn {
+				wantUnsent = append(wantUnsent, id)
+			}
+		}
+		slices.Sort(wantUnsent)
+		if got := slices.Sorted(maps.Keys(unsent)); !slices.Equal(got, wantUnsent) || (err != nil) != (failOn != 0) {
+			t.Errorf("failOn %d: sync returned unsent %v, %v; want %v", failOn, got, err, wantUnsent)
+		}
 	}
 }

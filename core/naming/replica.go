@@ -24,6 +24,15 @@ type ClientData struct {
 	Services map[Service][]Instance
 }
 
+// InstanceCount returns how many instances the client publishes.
+func (d ClientData) InstanceCount() int {
+	n := 0
+	for _, insts := range d.Services {
+		n += len(insts)
+	}
+	return n
+}
+
 // ClientVersion names a client's state: its revision.
 type ClientVersion struct {
 	ID       string
