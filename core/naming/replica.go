@@ -88,7 +88,8 @@ func (r *Registry) LocalVersions() []ClientVersion {
 // for it — as verified now, and tells the subscribers of every service whose
 // instances changed. A client of this node is never overwritten, nor is a
 // client without an owner taken: their ids are returned, and the rest are
-// applied.
+// applied. Apply may keep the clients' Services maps: the caller must not use
+// them after.
 func (r *Registry) Apply(ctx context.Context, clients []ClientData) (skipped []string, err error) {
 	changed := map[Service]struct{}{}
 	now := r.now()
@@ -133,8 +134,18 @@ func (r *Registry) replica(id, owner string) *client {
 // applyTo makes c publish what d says; c.mu is held. It adds the services
 // whose instances changed to changed.
 func (r *Registry) applyTo(c *client, d ClientData, now time.Time, changed map[Service]struct{}) {
-	if len(c.published) == 0 {
-		c.published = make(map[Service][]Instance, len(d.Services))
+	if len(c.published) == 0 && d.Services != nil {
+		// A new replica adopts the map it was given (Apply owns it): a
+		// snapshot load is mostly new replicas of many services each.
+		c.published = d.Services
+		for svc, insts := range d.Services {
+			if len(insts) > 0 {
+				changed[svc] = struct{}{}
+			}
+			r.commitInstances(c, svc, insts)
+		}
+		c.revision, c.verified = d.Revision, now
+		return
 	}
 	for svc := range c.published {
 		if _, kept := d.Services[svc]; !kept {

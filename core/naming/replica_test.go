@@ -2,6 +2,7 @@ package naming
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -80,7 +81,13 @@ func TestApplyReplicatedClients(t *testing.T) {
 	remote := ClientData{ID: "r1", Owner: "10.0.0.9:8848", Revision: 3, Services: map[Service][]Instance{
 		svcA: {inst("10.0.1.1", 80)}, svcB: {inst("10.0.1.1", 81)},
 	}}
-	if skipped, err := r.Apply(ctx, []ClientData{remote}); err != nil || skipped != nil {
+	// Apply keeps the maps it is given: each call gets its own copy.
+	fresh := func() ClientData {
+		d := remote
+		d.Services = maps.Clone(remote.Services)
+		return d
+	}
+	if skipped, err := r.Apply(ctx, []ClientData{fresh()}); err != nil || skipped != nil {
 		t.Fatal(skipped, err)
 	}
 	expect(t, events, ServiceChanged{svcA}, ServiceChanged{svcB})
@@ -93,11 +100,11 @@ func TestApplyReplicatedClients(t *testing.T) {
 
 	// The same data again changes nothing and tells nobody; a new revision
 	// dropping a service changes just that one.
-	if _, err := r.Apply(ctx, []ClientData{remote}); err != nil {
+	if _, err := r.Apply(ctx, []ClientData{fresh()}); err != nil {
 		t.Fatal(err)
 	}
 	remote.Revision, remote.Services = 4, map[Service][]Instance{svcA: {inst("10.0.1.1", 80)}}
-	if _, err := r.Apply(ctx, []ClientData{remote}); err != nil {
+	if _, err := r.Apply(ctx, []ClientData{fresh()}); err != nil {
 		t.Fatal(err)
 	}
 	if e := next(t, events); e != (ServiceChanged{svcB}) {
