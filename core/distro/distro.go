@@ -109,10 +109,12 @@ type peerWork struct {
 	parked             batch
 }
 
-// batch is what to send one member: per client, whether it changed (true)
-// or went (false). The latest word on a client wins.
-type batch map[string]bool
+// batch is the clients to send one member. Each is sent as the registry
+// holds it when sent: its data if it is a client of this node, else its
+// removal.
+type batch map[string]struct{}
 
+// mergeBatches adds newer's clients to older.
 func mergeBatches(older, newer batch) batch {
 	maps.Copy(older, newer)
 	return older
@@ -132,16 +134,16 @@ func New(cfg Config) (*Distro, error) {
 	d.exec = engine.NewExecuteEngine(engine.ExecuteConfig{Name: "distro", Logger: cfg.Logger.Named("execute")})
 	d.metrics = newMetrics(cfg.Metrics, d.delay.Len, d.exec.QueueDepth)
 	err := errors.Join(
-		notify.Subscribe(cfg.Bus, "distro", func(e naming.ClientChanged) { d.schedule(e.ClientID, true) }),
-		notify.Subscribe(cfg.Bus, "distro", func(e naming.ClientRemoved) { d.schedule(e.ClientID, false) }),
+		notify.Subscribe(cfg.Bus, "distro", func(e naming.ClientChanged) { d.schedule(e.ClientID) }),
+		notify.Subscribe(cfg.Bus, "distro", func(e naming.ClientRemoved) { d.schedule(e.ClientID) }),
 	)
 	return d, err
 }
 
 // schedule queues a client's change for every UP member.
-func (d *Distro) schedule(clientID string, changed bool) {
+func (d *Distro) schedule(clientID string) {
 	for _, peer := range d.cfg.Cluster.Peers(true) {
-		d.delay.Add(peer, batch{clientID: changed}, d.cfg.SyncDelay)
+		d.delay.Add(peer, batch{clientID: {}}, d.cfg.SyncDelay)
 	}
 }
 
@@ -197,12 +199,14 @@ func (d *Distro) dispatch(ctx context.Context, peer string, b batch) error {
 		return nil
 	}
 	err := d.exec.Submit(ctx, peer, func(ctx context.Context) {
-		unsent, err := d.sync(ctx, peer, b)
+		unsent := b // all of it, should sync panic
+		defer func() { d.syncDone(peer, unsent) }()
+		var err error
+		unsent, err = d.sync(ctx, peer, b)
 		d.metrics.syncs.WithLabelValues(result(err)).Inc()
 		if err != nil {
 			d.log.Debug("sync failed; will retry", "member", peer, "clients", len(unsent), "error", err)
 		}
-		d.syncDone(peer, unsent)
 	})
 	if err != nil {
 		d.syncDone(peer, nil) // the delay engine retries b
@@ -265,7 +269,7 @@ func (d *Distro) sync(ctx context.Context, peer string, b batch) (unsent batch, 
 	msg, instances, from := &clusterv1.Sync{}, 0, 0
 	for i, id := range ids {
 		data, ok := d.cfg.Registry.Client(id)
-		if b[id] && ok && data.Owner == "" {
+		if ok && data.Owner == "" {
 			msg.Changed = append(msg.Changed, clientToProto(data, d.self))
 			instances += data.InstanceCount()
 		} else {
@@ -278,7 +282,7 @@ func (d *Distro) sync(ctx context.Context, peer string, b batch) (unsent batch, 
 		if _, err := d.call(ctx, peer, SyncKind, msg); err != nil {
 			unsent = batch{}
 			for _, id := range ids[from:] {
-				unsent[id] = b[id]
+				unsent[id] = struct{}{}
 			}
 			return unsent, err
 		}
@@ -363,7 +367,7 @@ func (d *Distro) verify(ctx context.Context, peer string, msg *clusterv1.Verify)
 	}
 	b := batch{}
 	for _, id := range answer.Need {
-		b[id] = true
+		b[id] = struct{}{}
 	}
 	d.delay.Add(peer, b, 0)
 	return nil

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,6 +156,18 @@ func (n *node) register(t *testing.T, client, ip string) {
 	}
 }
 
+// awaitReady waits until n has loaded its start-up snapshot.
+func (n *node) awaitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !n.distro.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never got ready", n.addr)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // ips returns the instances n holds for svc.
 func (n *node) ips() []string {
 	var out []string
@@ -263,13 +276,7 @@ func TestAStartingNodeLoadsASnapshotAndKeepsItsOwnClients(t *testing.T) {
 
 	c := m.start(t, members[2], members)
 	c.register(t, "c-0", "10.4.0.1") // while it loads
-	deadline := time.Now().Add(5 * time.Second)
-	for !c.distro.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatal("c never got ready")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	c.awaitReady(t)
 	if got := c.ips(); len(got) < len(want) {
 		t.Fatalf("ready with %d instances, want the %d of the snapshot", len(got), len(want))
 	}
@@ -420,6 +427,29 @@ func TestBatchesDueDuringASyncFollowItMerged(t *testing.T) {
 	}
 }
 
+// TestASyncThatPanicsIsRetried: a panic in a sync (a transport in process
+// may panic) neither loses the batch nor stalls the member's later syncs.
+func TestASyncThatPanicsIsRetried(t *testing.T) {
+	m := &mesh{nodes: map[string]*node{}}
+	members := addrs(2)
+	bTarget, _ := cluster.Address(members[1])
+	var panicked atomic.Bool
+	m.onCall = func(target, kind string, _ []byte) {
+		if target == bTarget && kind == SyncKind && panicked.CompareAndSwap(false, true) {
+			panic("the transport broke")
+		}
+	}
+	a, b := m.start(t, members[0], members), m.start(t, members[1], members)
+	b.awaitReady(t) // c1 can reach b in a sync only, not in b's snapshot
+	a.register(t, "c1", "10.1.0.1")
+	b.await(t, "10.1.0.1")
+	if !panicked.Load() {
+		t.Fatal("no sync panicked")
+	}
+	a.register(t, "c2", "10.1.0.2")
+	b.await(t, "10.1.0.1", "10.1.0.2")
+}
+
 // recorder is a transport that records each sync and fails the call numbered
 // failOn (from 1; 0: none).
 type recorder struct {
@@ -458,7 +488,7 @@ func TestASyncGoesInCallsOfAFewThousandInstancesAndRetriesTheRest(t *testing.T) 
 				t.Fatal(err)
 			}
 		}
-		b[id] = true
+		b[id] = struct{}{}
 	}
 	members := addrs(2)
 	for _, failOn := range []int{0, 2} {
