@@ -314,6 +314,7 @@ func (d *Distro) verifyAll(ctx context.Context) {
 	for i, v := range versions {
 		msg.Entries[i] = &clusterv1.Verify_Entry{Id: v.ID, Revision: v.Revision}
 	}
+	d.forgetFormerMembers()
 	for _, peer := range d.cfg.Cluster.Peers(true) {
 		if !d.claimVerify(peer) {
 			continue
@@ -329,6 +330,19 @@ func (d *Distro) verifyAll(ctx context.Context) {
 		if err != nil {
 			d.verifyDone(peer)
 			return
+		}
+	}
+}
+
+// forgetFormerMembers drops the idle work entries of addresses no longer
+// members, which would otherwise pile up as members come and go.
+func (d *Distro) forgetFormerMembers() {
+	members := d.cfg.Cluster.Peers(false)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for peer, w := range d.peers {
+		if !w.syncing && !w.verifying && !slices.Contains(members, peer) {
+			delete(d.peers, peer)
 		}
 	}
 }

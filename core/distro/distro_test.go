@@ -450,6 +450,28 @@ func TestASyncThatPanicsIsRetried(t *testing.T) {
 	b.await(t, "10.1.0.1", "10.1.0.2")
 }
 
+func TestTheWorkOfAFormerMemberIsForgotten(t *testing.T) {
+	m := &mesh{nodes: map[string]*node{}}
+	members := addrs(2)
+	a, b := m.start(t, members[0], members), m.start(t, members[1], members)
+	a.register(t, "c1", "10.1.0.1")
+	b.await(t, "10.1.0.1")
+	a.cluster.SetMembers(members[:1])
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		a.distro.mu.Lock()
+		_, held := a.distro.peers[members[1]]
+		a.distro.mu.Unlock()
+		if !held {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the former member's work entry is still held")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // recorder is a transport that records each sync and fails the call numbered
 // failOn (from 1; 0: none).
 type recorder struct {
