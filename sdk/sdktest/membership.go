@@ -101,32 +101,17 @@ func Membership[Sub T[Sub]](t Sub, opts MembershipOptions) {
 	}
 	k := newMembershipKit(opts)
 	t.Cleanup(func() { k.close(t) })
-	checks := []struct {
-		name     string
-		check    func(reporter)
-		required bool
-	}{
+	checks := []kitCheck{
 		{"handshake", k.handshake, true},
 		{"describe", k.describe, true},
 		{"configure", k.configure, true},
 		{"first-list", k.firstList, false},
-		{"change", k.change, false},
-		{"cancel", k.cancel, false},
-		{"rewatch", k.rewatch, false},
 	}
-	for _, c := range checks {
-		if c.name == "change" && opts.Change == nil {
-			continue
-		}
-		passed := t.Run(c.name, func(t Sub) { c.check(t) })
-		if !passed && c.required {
-			return
-		}
-		if err := k.gone(); err != nil {
-			t.Errorf("the plugin is gone after %s (%v); the remaining checks were skipped%s", c.name, err, k.stderrTail())
-			return
-		}
+	if opts.Change != nil {
+		checks = append(checks, kitCheck{"change", k.change, false})
 	}
+	checks = append(checks, kitCheck{"cancel", k.cancel, false}, kitCheck{"rewatch", k.rewatch, false})
+	runChecks(t, k, checks)
 }
 
 func (k *membershipKit) handshake(t reporter) {

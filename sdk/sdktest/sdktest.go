@@ -92,11 +92,7 @@ func Push[Sub T[Sub]](t Sub, opts PushOptions) {
 	}
 	k := newKit(opts)
 	t.Cleanup(func() { k.close(t) })
-	checks := []struct {
-		name     string
-		check    func(reporter)
-		required bool
-	}{
+	checks := []kitCheck{
 		{"handshake", k.handshake, true},
 		{"describe", k.describe, true},
 		{"configure", k.configure, true},
@@ -106,19 +102,7 @@ func Push[Sub T[Sub]](t Sub, opts PushOptions) {
 		{"cancel", k.cancel, false},
 		{"concurrency", k.concurrency, false},
 	}
-	for _, c := range checks {
-		passed := t.Run(c.name, func(t Sub) {
-			defer k.reportPanics(t)
-			c.check(t)
-		})
-		if !passed && c.required {
-			return
-		}
-		if err := k.gone(); err != nil {
-			t.Errorf("the plugin is gone after %s (%v); the remaining checks were skipped%s", c.name, err, k.stderrTail())
-			return
-		}
-	}
+	runChecks(t, k, checks)
 }
 
 // reporter is the part of T a check uses.

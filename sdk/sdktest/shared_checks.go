@@ -7,6 +7,45 @@ import (
 	"github.com/sextantd/sextant/sdk"
 )
 
+// kitCheck is one of a kit's checks, run as a subtest; a required one that
+// fails ends the run.
+type kitCheck struct {
+	name     string
+	run      func(reporter)
+	required bool
+}
+
+// kitState is what runChecks asks a kit between checks.
+type kitState interface {
+	gone() error        // why the plugin can no longer be reached, if so
+	stderrTail() string // what a plugin binary wrote lately, for a message
+}
+
+// panicReporter is a kit that reports the panics of an in-process plugin
+// after each check.
+type panicReporter interface{ reportPanics(reporter) }
+
+// runChecks runs checks in order as subtests of t. It stops after a
+// required check fails, and once the plugin is gone.
+func runChecks[Sub T[Sub]](t Sub, k kitState, checks []kitCheck) {
+	t.Helper()
+	for _, c := range checks {
+		passed := t.Run(c.name, func(t Sub) {
+			if p, ok := k.(panicReporter); ok {
+				defer p.reportPanics(t)
+			}
+			c.run(t)
+		})
+		if !passed && c.required {
+			return
+		}
+		if err := k.gone(); err != nil {
+			t.Errorf("the plugin is gone after %s (%v); the remaining checks were skipped%s", c.name, err, k.stderrTail())
+			return
+		}
+	}
+}
+
 // The checks every kit runs alike.
 
 // checkInfo checks what every plugin says of itself — its kind, name,

@@ -62,11 +62,7 @@ func Transport[Sub T[Sub]](t Sub, opts TransportOptions) {
 	}
 	k := newTransportKit(opts)
 	t.Cleanup(func() { k.close(t) })
-	checks := []struct {
-		name     string
-		check    func(reporter)
-		required bool
-	}{
+	checks := []kitCheck{
 		{"handshake", k.handshake, true},
 		{"describe", k.describe, true},
 		{"configure", k.configure, true},
@@ -81,17 +77,5 @@ func Transport[Sub T[Sub]](t Sub, opts TransportOptions) {
 		{"snapshot", k.snapshot, false},
 		{"close", k.closing, false},
 	}
-	for _, c := range checks {
-		passed := t.Run(c.name, func(t Sub) {
-			defer k.reportPanics(t)
-			c.check(t)
-		})
-		if !passed && c.required {
-			return
-		}
-		if err := k.gone(); err != nil {
-			t.Errorf("%v after %s; the remaining checks were skipped%s", err, c.name, k.stderrTail())
-			return
-		}
-	}
+	runChecks(t, k, checks)
 }
