@@ -3,21 +3,24 @@ package distro
 import (
 	"maps"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/sextantd/sextant/core/naming"
+	clusterv1 "github.com/sextantd/sextant/proto/cluster/v1"
 )
 
 func TestClientsSurviveTheirEncoding(t *testing.T) {
 	svc := naming.Service{Namespace: "dev", Group: "G", Name: "orders"}
 	withMetadata := instance("10.0.0.1")
-	withMetadata.Metadata = map[string]string{"version": "1.2", "zone": "", "": "empty key"}
+	withMetadata.Metadata = map[string]string{"version": "1.2", "zone": "", "": "empty key", "ünï": strings.Repeat("v", 300)}
 	data := naming.ClientData{ID: "c1", Owner: "10.0.0.9:8848", Revision: 7, Services: map[naming.Service][]naming.Instance{
 		svc:                {withMetadata, instance("10.0.0.2")},
 		{Name: "payments"}: {instance("10.0.0.3")},
 	}}
-	if got := new(decoder).client(clientToProto(data, "self:8848")); !reflect.DeepEqual(got, data) {
-		t.Errorf("decoded %+v\nwant    %+v", got, data)
+	got, err := new(decoder).client(clientToProto(data, "self:8848"))
+	if err != nil || !reflect.DeepEqual(got, data) {
+		t.Errorf("decoded %+v, %v\nwant    %+v", got, err, data)
 	}
 	// A client of this node is encoded with this node as its owner.
 	data.Owner = ""
@@ -26,35 +29,37 @@ func TestClientsSurviveTheirEncoding(t *testing.T) {
 	}
 }
 
-func TestMetadataFromKeysAndValues(t *testing.T) {
-	for _, tc := range []struct {
-		kv   []string
-		want map[string]string
-	}{
-		{nil, nil},
-		{[]string{"a", "1", "b", "2"}, map[string]string{"a": "1", "b": "2"}},
-		{[]string{"a", "1", "dangling"}, map[string]string{"a": "1", "dangling": ""}},
-	} {
-		if got := metadataFromProto(tc.kv); !maps.Equal(got, tc.want) || (got == nil) != (tc.want == nil) {
-			t.Errorf("metadataFromProto(%q) = %v, want %v", tc.kv, got, tc.want)
-		}
-	}
-}
-
 func TestInstancesWithTheSameMetadataShareOneMap(t *testing.T) {
+	var enc metadataEncoder
 	var dec decoder
-	a := dec.metadata([]string{"version", "1.0", "zone", "eu"})
-	b := dec.metadata([]string{"version", "1.0", "zone", "eu"})
-	if !maps.Equal(a, map[string]string{"version": "1.0", "zone": "eu"}) {
-		t.Fatalf("decoded %v", a)
+	a, err1 := dec.metadata(enc.encode(map[string]string{"version": "1.0", "zone": "eu"}))
+	b, err2 := dec.metadata(enc.encode(map[string]string{"zone": "eu", "version": "1.0"}))
+	if err1 != nil || err2 != nil || !maps.Equal(a, map[string]string{"version": "1.0", "zone": "eu"}) {
+		t.Fatalf("decoded %v (%v, %v)", a, err1, err2)
 	}
 	if reflect.ValueOf(a).UnsafePointer() != reflect.ValueOf(b).UnsafePointer() {
 		t.Errorf("the same metadata decoded to two maps")
 	}
-	// Lists that a plain separator would confuse stay apart.
-	c := dec.metadata([]string{"a\x00b", "c"})
-	d := dec.metadata([]string{"a", "b\x00c"})
-	if !maps.Equal(c, map[string]string{"a\x00b": "c"}) || !maps.Equal(d, map[string]string{"a": "b\x00c"}) {
-		t.Errorf("decoded %q and %q", c, d)
+	c, _ := dec.metadata(enc.encode(map[string]string{"version": "1.1", "zone": "eu"}))
+	if !maps.Equal(c, map[string]string{"version": "1.1", "zone": "eu"}) || maps.Equal(a, c) {
+		t.Errorf("other metadata decoded to %v (and the first to %v)", c, a)
+	}
+}
+
+func TestMalformedMetadataIsAnError(t *testing.T) {
+	good := new(metadataEncoder).encode(map[string]string{"version": "1.0"})
+	for _, b := range [][]byte{
+		good[:len(good)-1],       // the value cut short
+		good[:3],                 // the key cut short
+		append(good, 3, 'a'),     // a key without a value
+		{0xff, 0xff, 0xff, 0xff}, // a length that never ends
+	} {
+		if m, err := new(decoder).metadata(b); err == nil {
+			t.Errorf("%q decoded to %v, want an error", b, m)
+		}
+	}
+	in := &clusterv1.Client{Id: "c1", Services: []*clusterv1.ServiceInstances{{Name: "s", Instances: []*clusterv1.Instance{{Id: "i1", Metadata: good[:3]}}}}}
+	if _, err := new(decoder).client(in); err == nil || !strings.Contains(err.Error(), `client "c1", instance "i1": malformed metadata`) {
+		t.Errorf("decoding a client with malformed metadata: %v", err)
 	}
 }

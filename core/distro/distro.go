@@ -435,7 +435,10 @@ func (d *Distro) applySync(ctx context.Context, from string, msg *clusterv1.Sync
 	clients := make([]naming.ClientData, 0, len(msg.Changed))
 	var dec decoder
 	for _, c := range msg.Changed {
-		data := dec.client(c)
+		data, err := dec.client(c)
+		if err != nil {
+			return err
+		}
 		data.Owner = from // a member speaks for its own clients
 		clients = append(clients, data)
 	}
@@ -569,9 +572,14 @@ func (d *Distro) applyChunk(ctx context.Context, raw []byte, n *atomic.Int64) er
 	clients := make([]naming.ClientData, 0, len(chunk.Clients))
 	var dec decoder
 	for _, c := range chunk.Clients {
-		if c.Owner != d.self { // this node's clients of a former life are gone
-			clients = append(clients, dec.client(c))
+		if c.Owner == d.self { // this node's clients of a former life are gone
+			continue
 		}
+		data, err := dec.client(c)
+		if err != nil {
+			return err
+		}
+		clients = append(clients, data)
 	}
 	skipped, err := d.cfg.Registry.Apply(ctx, clients)
 	n.Add(int64(len(clients) - len(skipped)))

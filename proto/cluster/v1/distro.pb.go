@@ -37,9 +37,10 @@ type Instance struct {
 	Enabled   bool                   `protobuf:"varint,6,opt,name=enabled,proto3" json:"enabled,omitempty"`
 	Ephemeral bool                   `protobuf:"varint,7,opt,name=ephemeral,proto3" json:"ephemeral,omitempty"`
 	Cluster   string                 `protobuf:"bytes,8,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	// metadata is the instance's metadata as keys and values in turn: key,
-	// value, key, value.
-	Metadata      []string `protobuf:"bytes,10,rep,name=metadata,proto3" json:"metadata,omitempty"`
+	// metadata is the instance's metadata as keys and values in turn, each a
+	// uvarint length and that many bytes. Identical metadata is identical
+	// bytes, which lets a decoder share one map among such instances.
+	Metadata      []byte `protobuf:"bytes,11,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -130,7 +131,7 @@ func (x *Instance) GetCluster() string {
 	return ""
 }
 
-func (x *Instance) GetMetadata() []string {
+func (x *Instance) GetMetadata() []byte {
 	if x != nil {
 		return x.Metadata
 	}
@@ -647,7 +648,7 @@ var File_cluster_v1_distro_proto protoreflect.FileDescriptor
 
 const file_cluster_v1_distro_proto_rawDesc = "" +
 	"\n" +
-	"\x17cluster/v1/distro.proto\x12\x12sextant.cluster.v1\"\xe4\x01\n" +
+	"\x17cluster/v1/distro.proto\x12\x12sextant.cluster.v1\"\xea\x01\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x0e\n" +
 	"\x02ip\x18\x02 \x01(\tR\x02ip\x12\x12\n" +
@@ -657,9 +658,9 @@ const file_cluster_v1_distro_proto_rawDesc = "" +
 	"\aenabled\x18\x06 \x01(\bR\aenabled\x12\x1c\n" +
 	"\tephemeral\x18\a \x01(\bR\tephemeral\x12\x18\n" +
 	"\acluster\x18\b \x01(\tR\acluster\x12\x1a\n" +
-	"\bmetadata\x18\n" +
-	" \x03(\tR\bmetadataJ\x04\b\t\x10\n" +
-	"\"\x96\x01\n" +
+	"\bmetadata\x18\v \x01(\fR\bmetadataJ\x04\b\t\x10\n" +
+	"J\x04\b\n" +
+	"\x10\v\"\x96\x01\n" +
 	"\x10ServiceInstances\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x12\n" +
