@@ -398,8 +398,13 @@ func (r *Registry) update(svc Service, fn func(*entry) bool) {
 		if fn(e) {
 			e.touch(r.now())
 		}
-		r.nInstances.Add(int64(e.instances - had))
-		r.nSubscribers.Add(int64(len(e.subscribers) - subs))
+		// Counters shared by every goroutine: touched only when they move.
+		if d := e.instances - had; d != 0 {
+			r.nInstances.Add(int64(d))
+		}
+		if d := len(e.subscribers) - subs; d != 0 {
+			r.nSubscribers.Add(int64(d))
+		}
 		switch {
 		case had == 0 && e.instances > 0:
 			r.nServices.Add(1)
