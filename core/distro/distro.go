@@ -359,6 +359,7 @@ func (d *Distro) claimVerify(peer string) bool {
 	return true
 }
 
+// verifyDone ends the verification of peer.
 func (d *Distro) verifyDone(peer string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -75,12 +75,13 @@ func (r *Registry) EachClient(fn func(ClientData) bool) {
 // LocalVersions returns the revision of every client of this node.
 func (r *Registry) LocalVersions() []ClientVersion {
 	var out []ClientVersion
-	r.EachClient(func(d ClientData) bool {
-		if d.Owner == "" {
-			out = append(out, ClientVersion{ID: d.ID, Revision: d.Revision})
+	for _, c := range r.allClients() {
+		c.mu.Lock()
+		if c.alive && c.local() { // read in place: no copy of what it publishes
+			out = append(out, ClientVersion{ID: c.id, Revision: c.revision})
 		}
-		return true
-	})
+		c.mu.Unlock()
+	}
 	return out
 }
 
