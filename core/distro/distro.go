@@ -107,6 +107,7 @@ type Distro struct {
 type peerWork struct {
 	syncing, verifying bool
 	parked             batch
+	failing            bool // the last sync to the member failed
 }
 
 // batch is the clients to send one member. Each is sent as the registry
@@ -199,14 +200,17 @@ func (d *Distro) dispatch(ctx context.Context, peer string, b batch) error {
 		return nil
 	}
 	err := d.exec.Submit(ctx, peer, func(ctx context.Context) {
-		unsent := b // all of it, should sync panic
-		defer func() { d.syncDone(peer, unsent) }()
-		var err error
+		if !d.cfg.Cluster.IsUp(peer) {
+			d.syncDone(peer, nil) // verification repairs it once it is back
+			return
+		}
+		unsent, err := b, errors.New("the sync panicked") // should it
+		defer func() {
+			d.noteSyncResult(peer, len(unsent), err)
+			d.syncDone(peer, unsent)
+		}()
 		unsent, err = d.sync(ctx, peer, b)
 		d.metrics.syncs.WithLabelValues(result(err)).Inc()
-		if err != nil {
-			d.log.Debug("sync failed; will retry", "member", peer, "clients", len(unsent), "error", err)
-		}
 	})
 	if err != nil {
 		d.syncDone(peer, nil) // the delay engine retries b
@@ -242,6 +246,25 @@ func (d *Distro) claimSync(peer string, b batch) bool {
 	return false
 }
 
+// noteSyncResult logs how a sync to peer went: the first failure after a
+// success is a warning, and the first success after it a note; the failures
+// between are debug lines.
+func (d *Distro) noteSyncResult(peer string, unsent int, err error) {
+	d.mu.Lock()
+	w := d.work(peer)
+	wasFailing := w.failing
+	w.failing = err != nil
+	d.mu.Unlock()
+	switch {
+	case err != nil && !wasFailing:
+		d.log.Warn("cannot sync clients to a member; retrying", "member", peer, "clients", unsent, "error", err)
+	case err != nil:
+		d.log.Debug("sync failed again; retrying", "member", peer, "clients", unsent, "error", err)
+	case wasFailing:
+		d.log.Info("syncs to the member work again", "member", peer)
+	}
+}
+
 // syncDone ends the sync in flight to peer: what it could not send is
 // retried after the retry delay, with the parked batch; the parked batch
 // alone is due at once.
@@ -262,9 +285,6 @@ func (d *Distro) syncDone(peer string, unsent batch) {
 // sync sends a member the current data of the batch's clients, in calls of
 // about chunkInstances instances. It returns the part of b not sent.
 func (d *Distro) sync(ctx context.Context, peer string, b batch) (unsent batch, err error) {
-	if !d.cfg.Cluster.IsUp(peer) {
-		return nil, nil // verification repairs it once it is back
-	}
 	ids := slices.Collect(maps.Keys(b))
 	msg, instances, from := &clusterv1.Sync{}, 0, 0
 	for i, id := range ids {

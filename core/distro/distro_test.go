@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,8 +29,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type mesh struct {
 	mu    sync.Mutex
 	nodes map[string]*node // by cluster address
-	// onCall, if set, sees each call before it is delivered (and may hold it).
-	onCall func(target, kind string, payload []byte)
+	// onCall, if set, sees each call before it is delivered (and may hold
+	// it); an error it returns fails the call.
+	onCall func(target, kind string, payload []byte) error
+	// logger, if set, is every node's Distro logger.
+	logger hclog.Logger
 }
 
 // meshTransport is one node's view of the mesh.
@@ -57,7 +61,9 @@ func (t meshTransport) Call(ctx context.Context, target, kind string, payload []
 		return n.cluster.HandleReport(t.self, payload)
 	}
 	if t.mesh.onCall != nil {
-		t.mesh.onCall(target, kind, payload)
+		if err := t.mesh.onCall(target, kind, payload); err != nil {
+			return nil, err
+		}
 	}
 	return n.distro.Handle(ctx, t.self, kind, payload)
 }
@@ -97,11 +103,15 @@ func (m *mesh) start(t *testing.T, addr string, members []string) *node {
 	n.registry = naming.NewRegistry(naming.Config{Limits: naming.Limits{MaxNameLength: 100, MaxMetadataBytes: 100, MaxBatchSize: 10}, Bus: n.bus})
 	tr := meshTransport{self: addr, mesh: m}
 	n.cluster = cluster.New(cluster.Config{Self: addr, ReportInterval: 50 * time.Millisecond, Transport: tr, Logger: hclog.NewNullLogger()})
+	logger := m.logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
 	var err error
 	n.distro, err = New(Config{Registry: n.registry, Cluster: n.cluster, Transport: tr, Bus: n.bus,
 		SyncDelay: 10 * time.Millisecond, RetryDelay: 50 * time.Millisecond, CallTimeout: time.Second,
 		VerifyInterval: 100 * time.Millisecond, ClientExpiry: 500 * time.Millisecond, SnapshotTimeout: 5 * time.Second,
-		Logger: hclog.NewNullLogger(), Metrics: prometheus.NewRegistry()})
+		Logger: logger, Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,9 +376,9 @@ func TestBatchesDueDuringASyncFollowItMerged(t *testing.T) {
 	held, release := make(chan struct{}), make(chan struct{})
 	var mu sync.Mutex
 	var syncs [][]string // the clients of each sync to b, in order
-	m.onCall = func(target, kind string, payload []byte) {
+	m.onCall = func(target, kind string, payload []byte) error {
 		if target != bTarget || kind != SyncKind {
-			return
+			return nil
 		}
 		var msg clusterv1.Sync
 		if err := proto.Unmarshal(payload, &msg); err != nil {
@@ -387,6 +397,7 @@ func TestBatchesDueDuringASyncFollowItMerged(t *testing.T) {
 			close(held)
 			<-release
 		}
+		return nil
 	}
 	a, b := m.start(t, members[0], members), m.start(t, members[1], members)
 	var releaseOnce sync.Once
@@ -434,10 +445,11 @@ func TestASyncThatPanicsIsRetried(t *testing.T) {
 	members := addrs(2)
 	bTarget, _ := cluster.Address(members[1])
 	var panicked atomic.Bool
-	m.onCall = func(target, kind string, _ []byte) {
+	m.onCall = func(target, kind string, _ []byte) error {
 		if target == bTarget && kind == SyncKind && panicked.CompareAndSwap(false, true) {
 			panic("the transport broke")
 		}
+		return nil
 	}
 	a, b := m.start(t, members[0], members), m.start(t, members[1], members)
 	b.awaitReady(t) // c1 can reach b in a sync only, not in b's snapshot
@@ -448,6 +460,63 @@ func TestASyncThatPanicsIsRetried(t *testing.T) {
 	}
 	a.register(t, "c2", "10.1.0.2")
 	b.await(t, "10.1.0.1", "10.1.0.2")
+}
+
+// logBuffer is a logger's output.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+
+func TestAMemberThatCannotBeSyncedIsWarnedAboutOnce(t *testing.T) {
+	logs := &logBuffer{}
+	m := &mesh{nodes: map[string]*node{}, logger: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info})}
+	members := addrs(2)
+	bTarget, _ := cluster.Address(members[1])
+	var failing atomic.Bool
+	var failed atomic.Int32
+	m.onCall = func(target, kind string, _ []byte) error {
+		if target == bTarget && kind == SyncKind && failing.Load() {
+			failed.Add(1)
+			return errors.New("b is unreachable")
+		}
+		return nil
+	}
+	a, b := m.start(t, members[0], members), m.start(t, members[1], members)
+	b.awaitReady(t)
+	failing.Store(true)
+	a.register(t, "c1", "10.1.0.1")
+	deadline := time.Now().Add(5 * time.Second)
+	for failed.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d syncs failed, want retries", failed.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	failing.Store(false)
+	b.await(t, "10.1.0.1")
+	deadline = time.Now().Add(5 * time.Second)
+	for logs.count("syncs to the member work again") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the recovery is not logged")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := logs.count("cannot sync clients to a member"); n != 1 {
+		t.Errorf("%d syncs failed and were warned about %d times, want once", failed.Load(), n)
+	}
 }
 
 func TestTheWorkOfAFormerMemberIsForgotten(t *testing.T) {
