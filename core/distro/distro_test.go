@@ -166,16 +166,23 @@ func (n *node) register(t *testing.T, client, ip string) {
 	}
 }
 
-// awaitReady waits until n has loaded its start-up snapshot.
-func (n *node) awaitReady(t *testing.T) {
+// eventually polls until cond holds, for 5 s at most; then it fails t with
+// what failure says.
+func eventually(t *testing.T, cond func() bool, failure func() string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for !n.distro.Ready() {
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s never got ready", n.addr)
+			t.Fatal(failure())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// awaitReady waits until n has loaded its start-up snapshot.
+func (n *node) awaitReady(t *testing.T) {
+	t.Helper()
+	eventually(t, n.distro.Ready, func() string { return n.addr + " never got ready" })
 }
 
 // ips returns the instances n holds for svc.
@@ -194,13 +201,8 @@ func (n *node) ips() []string {
 // await polls until n holds exactly want.
 func (n *node) await(t *testing.T, want ...string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !slices.Equal(n.ips(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s holds %v, want %v", n.addr, n.ips(), want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, func() bool { return slices.Equal(n.ips(), want) },
+		func() string { return fmt.Sprintf("%s holds %v, want %v", n.addr, n.ips(), want) })
 }
 
 func addrs(n int) []string {
@@ -264,13 +266,8 @@ func TestADeadNodesClientsExpire(t *testing.T) {
 	if took := time.Since(died); took < 400*time.Millisecond {
 		t.Fatalf("the clients went after %v, before the expiry", took)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for b.cluster.Members()[0].State != cluster.Down {
-		if time.Now().After(deadline) {
-			t.Fatalf("the dead member is %s", b.cluster.Members()[0].State)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, func() bool { return b.cluster.Members()[0].State == cluster.Down },
+		func() string { return fmt.Sprintf("the dead member is %s", b.cluster.Members()[0].State) })
 }
 
 func TestAStartingNodeLoadsASnapshotAndKeepsItsOwnClients(t *testing.T) {
@@ -410,20 +407,13 @@ func TestBatchesDueDuringASyncFollowItMerged(t *testing.T) {
 	}
 	parked := func(ids ...string) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		got := func() []string {
 			a.distro.mu.Lock()
-			p := a.distro.work(members[1]).parked
-			got := slices.Sorted(maps.Keys(p))
-			a.distro.mu.Unlock()
-			if slices.Equal(got, ids) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("parked %v, want %v", got, ids)
-			}
-			time.Sleep(5 * time.Millisecond)
+			defer a.distro.mu.Unlock()
+			return slices.Sorted(maps.Keys(a.distro.work(members[1]).parked))
 		}
+		eventually(t, func() bool { return slices.Equal(got(), ids) },
+			func() string { return fmt.Sprintf("parked %v, want %v", got(), ids) })
 	}
 	a.register(t, "c2", "10.1.0.2")
 	parked("c2")
@@ -498,22 +488,12 @@ func TestAMemberThatCannotBeSyncedIsWarnedAboutOnce(t *testing.T) {
 	b.awaitReady(t)
 	failing.Store(true)
 	a.register(t, "c1", "10.1.0.1")
-	deadline := time.Now().Add(5 * time.Second)
-	for failed.Load() < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d syncs failed, want retries", failed.Load())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, func() bool { return failed.Load() >= 3 },
+		func() string { return fmt.Sprintf("%d syncs failed, want retries", failed.Load()) })
 	failing.Store(false)
 	b.await(t, "10.1.0.1")
-	deadline = time.Now().Add(5 * time.Second)
-	for logs.count("syncs to the member work again") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the recovery is not logged")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, func() bool { return logs.count("syncs to the member work again") > 0 },
+		func() string { return "the recovery is not logged" })
 	if n := logs.count("cannot sync clients to a member"); n != 1 {
 		t.Errorf("%d syncs failed and were warned about %d times, want once", failed.Load(), n)
 	}
@@ -526,19 +506,12 @@ func TestTheWorkOfAFormerMemberIsForgotten(t *testing.T) {
 	a.register(t, "c1", "10.1.0.1")
 	b.await(t, "10.1.0.1")
 	a.cluster.SetMembers(members[:1])
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	eventually(t, func() bool {
 		a.distro.mu.Lock()
+		defer a.distro.mu.Unlock()
 		_, held := a.distro.peers[members[1]]
-		a.distro.mu.Unlock()
-		if !held {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the former member's work entry is still held")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return !held
+	}, func() string { return "the former member's work entry is still held" })
 }
 
 // recorder is a transport that records each sync and fails the call numbered
