@@ -31,10 +31,7 @@ const unknownKey = "sdktest_unknown_key"
 
 func (k *kit) handshake(t reporter) {
 	t.Helper()
-	if err := k.start(); err != nil {
-		t.Fatalf("the plugin did not start and accept Sextant's handshake: %v%s", err, k.stderrTail())
-	}
-	k.checkVersion(t)
+	k.process.handshake(t, "the plugin", k.start, k.stderrTail)
 }
 
 func (k *kit) describe(t reporter) {

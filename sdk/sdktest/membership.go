@@ -116,10 +116,7 @@ func Membership[Sub T[Sub]](t Sub, opts MembershipOptions) {
 
 func (k *membershipKit) handshake(t reporter) {
 	t.Helper()
-	if err := k.start(); err != nil {
-		t.Fatalf("the plugin did not start and accept Sextant's handshake: %v%s", err, k.stderrTail())
-	}
-	k.checkVersion(t)
+	k.process.handshake(t, "the plugin", k.start, k.stderrTail)
 }
 
 func (k *membershipKit) describe(t reporter) {

@@ -80,10 +80,14 @@ func checkInfo(t reporter, info sdk.Info, kind, want sdk.Kind, config map[string
 	return checked
 }
 
-// checkVersion checks that the plugin speaks Sextant's protocol version.
-func (p *process) checkVersion(t reporter) {
+// handshake starts the plugin and checks that it speaks Sextant's protocol
+// version; who names the plugin in a failure.
+func (p *process) handshake(t reporter, who string, start func() error, stderrTail func() string) {
 	t.Helper()
+	if err := start(); err != nil {
+		t.Fatalf("%s did not start and accept Sextant's handshake: %v%s", who, err, stderrTail())
+	}
 	if v := p.client.NegotiatedVersion(); v != sdk.ProtocolVersion {
-		t.Fatalf("the plugin speaks protocol version %d, want %d", v, sdk.ProtocolVersion)
+		t.Fatalf("%s speaks protocol version %d, want %d", who, v, sdk.ProtocolVersion)
 	}
 }

@@ -43,10 +43,7 @@ func mib(n int) string {
 func (k *transportKit) handshake(t reporter) {
 	t.Helper()
 	for _, n := range k.nodes() {
-		if err := n.start(); err != nil {
-			t.Fatalf("node %s's plugin did not start and accept Sextant's handshake: %v%s", n.name, err, n.stderrTail())
-		}
-		n.checkVersion(t)
+		n.process.handshake(t, "node "+n.name+"'s plugin", n.start, n.stderrTail)
 	}
 }
 
