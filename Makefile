@@ -7,7 +7,7 @@ REPORTS     := reports
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BUF         := github.com/bufbuild/buf/cmd/buf@v1.75.0
 
-.PHONY: build run test bench lint proto clean
+.PHONY: build run test bench fuzz lint proto image clean
 
 ## build: the sextant binary into bin/
 build:
@@ -29,12 +29,30 @@ bench: build
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/sextant-bench ./cmd/sextant-bench
 	$(BIN)/sextant-bench suite --server $(BIN)/sextant --out $(REPORTS) --profile short
 
-## lint: gofmt, go vet and staticcheck (pinned)
+## fuzz: every Go fuzz target of the packages that have them (remote, naming, distro, config,
+## httpapi), one after another, each for FUZZTIME (default 60s); new failing inputs land in testdata/fuzz
+FUZZTIME    ?= 60s
+FUZZ_PKGS   := ./core/remote ./core/naming ./core/distro ./core/config ./core/httpapi ./core/persist ./core/consensus
+fuzz:
+	@set -e; for pkg in $(FUZZ_PKGS); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$target ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s $$pkg; \
+	  done; \
+	done
+
+## lint: gofmt, go vet, the import rules (core never imports plugins, sdk never imports
+## core, plugins only sdk: cmd/internal/importcheck) and staticcheck (pinned)
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run ./cmd/internal/importcheck
 	$(GO) run $(STATICCHECK) ./...
+
+## image: the container image sextant:$(VERSION) (Dockerfile: static binary, distroless, non-root)
+image:
+	docker build --build-arg VERSION=$(VERSION) -t sextant:$(VERSION) .
 
 ## proto: regenerate Go from proto/ (uses buf; no protoc needed)
 proto:

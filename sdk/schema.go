@@ -146,8 +146,9 @@ func (t FieldType) convert(v any) (any, error) {
 }
 
 // DecodeConfig decodes the configuration a plugin was handed into v, a
-// pointer to a struct whose JSON field names are the schema's keys. Use
-// Duration fields for durations.
+// pointer to a struct whose JSON field names are the schema's keys; a key
+// the struct lacks is an error. A key declared with type Duration arrives as
+// a string such as "2s": decode it into a ConfigDuration field.
 func DecodeConfig(config []byte, v any) error {
 	d := json.NewDecoder(bytes.NewReader(config))
 	d.DisallowUnknownFields()

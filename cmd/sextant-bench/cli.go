@@ -25,6 +25,12 @@ var scenarios = map[string]time.Duration{
 	"push":       time.Minute,
 	"churn":      10 * time.Second,
 	"visibility": time.Minute,
+	// The HTTP Open API (1.x clients).
+	"http-register": time.Minute,
+	"beats":         20 * time.Second,
+	"udp-push":      time.Minute,
+	// PersistentInstanceRequest: registrations through the Raft store.
+	"persistent-register": 10 * time.Second,
 }
 
 // invocation is a parsed command line of a scenario.
@@ -36,6 +42,10 @@ type invocation struct {
 	push       scenario.PushOptions
 	churn      scenario.ChurnOptions
 	visibility scenario.VisibilityOptions
+	httpReg    scenario.HTTPRegisterOptions
+	beats      scenario.BeatsOptions
+	udpPush    scenario.UDPPushOptions
+	persistent scenario.PersistentRegisterOptions
 
 	json          bool
 	quiet         bool
@@ -103,6 +113,7 @@ func parseArgs(args []string, stderr io.Writer) (*invocation, error) {
 		fs.IntVar(&inv.register.Instances, "instances", 10, "instances each connection registers (each in its own service)")
 		fs.IntVar(&inv.register.Services, "services", 100, "services the instances are spread over")
 		fs.DurationVar(&inv.register.Hold, "hold", 0, "keep the connections and their instances this long after the check")
+		fs.BoolVar(&inv.register.SkipCheck, "skip-check", false, "do not query every service at the end to check the registry (for a server that keeps none, as serve-ceiling)")
 	case "query":
 		fs.IntVar(&inv.query.Connections, "connections", 16, "connections that query")
 		fs.IntVar(&inv.query.Services, "services", 100, "services in the registry")
@@ -120,9 +131,35 @@ func parseArgs(args []string, stderr io.Writer) (*invocation, error) {
 	case "visibility":
 		fs.DurationVar(&inv.visibility.MergeWindow, "merge-window", 500*time.Millisecond, "the servers' push merge window, as configured there (reported)")
 		fs.DurationVar(&inv.visibility.Interval, "interval", 0, "pause between rounds")
+	case "http-register":
+		fs.IntVar(&inv.httpReg.Clients, "clients", 100, "HTTP clients (instance addresses ip:port); --concurrency keep-alive connections carry them")
+		fs.IntVar(&inv.httpReg.Instances, "instances", 10, "instances each client registers (each in its own service)")
+		fs.IntVar(&inv.httpReg.Services, "services", 100, "services the instances are spread over")
+	case "beats":
+		fs.IntVar(&inv.beats.Clients, "clients", 1000, "1.x clients, each beating for one instance; the rate is --clients / --interval")
+		fs.IntVar(&inv.beats.Services, "services", 100, "services the instances are spread over")
+		fs.DurationVar(&inv.beats.Interval, "interval", 5*time.Second, "each client's beat interval")
+		fs.BoolVar(&inv.beats.FullBeats, "full-beats", false, "send the beat JSON with every beat (nacos-sdk-go v1), not only until the server enables light beats (Java SDK)")
+	case "udp-push":
+		fs.IntVar(&inv.udpPush.Subscribers, "subscribers", 100, "UDP subscribers, each a socket of its own that polls instance/list with its udpPort")
+		fs.DurationVar(&inv.udpPush.MergeWindow, "merge-window", 500*time.Millisecond, "the server's push merge window, as configured there (reported)")
+		fs.DurationVar(&inv.udpPush.Interval, "interval", 0, "pause between rounds")
+		fs.DurationVar(&inv.udpPush.Repoll, "repoll", 5*time.Second, "how often each subscriber polls again to stay subscribed; below the server's push.udp.expiry (10s)")
+		fs.StringVar(&inv.udpPush.Writer, "writer", scenario.WriterGRPC, "how the changes are made: grpc (a connection moves its instance) or http (the v1 API re-registers it with a new weight)")
+		fs.StringVar(&inv.udpPush.ClientIP, "client-ip", "", "IPv4 address the subscribers listen on and announce as clientIP (default: the one this host reaches the target from)")
+	case "persistent-register":
+		fs.IntVar(&inv.persistent.Connections, "connections", 16, "client connections, each with one registration in flight (--concurrency defaults to this)")
+		fs.IntVar(&inv.persistent.Services, "services", 100, "services the instances are spread over")
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return nil, err
+	}
+	if name == "persistent-register" {
+		concurrencySet := false
+		fs.Visit(func(f *flag.Flag) { concurrencySet = concurrencySet || f.Name == "concurrency" })
+		if !concurrencySet {
+			c.Concurrency = inv.persistent.Connections
+		}
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -153,6 +190,17 @@ func (inv *invocation) validate() error {
 		return inv.push.Validate()
 	case "churn":
 		return inv.churn.Validate()
+	case "http-register":
+		return inv.httpReg.Validate()
+	case "udp-push":
+		return inv.udpPush.Validate()
+	case "persistent-register":
+		return inv.persistent.Validate()
+	case "beats":
+		if inv.common.Rate != 0 {
+			return fmt.Errorf("--rate does not apply to beats: their rate is --clients / --interval")
+		}
+		return inv.beats.Validate()
 	default:
 		return inv.visibility.Validate()
 	}
@@ -170,6 +218,14 @@ func (inv *invocation) execute() *report.Result {
 		return scenario.Push(c, inv.push, tool)
 	case "churn":
 		return scenario.Churn(c, inv.churn, tool)
+	case "http-register":
+		return scenario.HTTPRegister(c, inv.httpReg, tool)
+	case "beats":
+		return scenario.Beats(c, inv.beats, tool)
+	case "udp-push":
+		return scenario.UDPPush(c, inv.udpPush, tool)
+	case "persistent-register":
+		return scenario.PersistentRegister(c, inv.persistent, tool)
 	default:
 		return scenario.Visibility(c, inv.visibility, tool)
 	}
@@ -178,7 +234,7 @@ func (inv *invocation) execute() *report.Result {
 // bound is how long the run may take at most, teardown included.
 func (inv *invocation) bound() time.Duration {
 	c := inv.common
-	return c.SetupTimeout + c.Warmup + c.Duration + 2*c.Grace + c.Timeout + inv.register.Hold
+	return c.SetupTimeout + c.Warmup + 2*inv.beats.Interval + c.Duration + 2*c.Grace + c.Timeout + inv.register.Hold
 }
 
 // serverPID resolves --pid: the process listening on the first target's

@@ -71,12 +71,91 @@ func TestParseArgsErrors(t *testing.T) {
 		{[]string{"register", "--target", "a:1", "--instances", "5", "--services", "2"}, "exceeds --services"},
 		{[]string{"register", "--target", "a:1", "--hold", "-1s"}, "--hold must not be negative"},
 		{[]string{"churn", "--target", "a:1", "extra"}, "unexpected argument"},
+		{[]string{"http-register", "--target", "a:1", "--clients", "0"}, "--clients"},
+		{[]string{"http-register", "--target", "a:1", "--instances", "3", "--services", "2"}, "exceeds --services"},
+		{[]string{"beats", "--target", "a:1", "--interval", "0s"}, "--interval"},
+		{[]string{"beats", "--target", "a:1", "--rate", "10"}, "--rate does not apply"},
+		{[]string{"beats", "--target", "a:1", "--connections", "10"}, "not defined"},
 		{[]string{"churn", "--target", "a:1", "--pid", "-2"}, "--pid"},
+		{[]string{"udp-push", "--target", "a:1", "--writer", "udp"}, "--writer must be grpc or http"},
+		{[]string{"udp-push", "--target", "a:1", "--repoll", "0s"}, "--repoll must be positive"},
+		{[]string{"udp-push", "--target", "a:1", "--subscribers", "0"}, "--subscribers"},
+		{[]string{"udp-push", "--target", "a:1", "--client-ip", "example.com"}, "--client-ip"},
+		{[]string{"udp-push", "--target", "a:1", "--connections", "3"}, "not defined"},
+		{[]string{"persistent-register", "--target", "a:1", "--connections", "0"}, "--connections must be at least 1"},
+		{[]string{"persistent-register", "--target", "a:1", "--services", "0"}, "--services must be at least 1"},
+		{[]string{"persistent-register", "--target", "a:1", "--instances", "3"}, "not defined"},
 	} {
 		_, err := parseArgs(tc.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("parseArgs(%v) = %v, want an error with %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+func TestParseArgsPersistentRegister(t *testing.T) {
+	inv, err := parseArgs([]string{"persistent-register", "--target", "127.0.0.1:8848"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One registration in flight per connection unless --concurrency says otherwise.
+	if o, c := inv.persistent, inv.common; o.Connections != 16 || o.Services != 100 || c.Concurrency != 16 || c.Duration != 10*time.Second || c.Count != 0 {
+		t.Errorf("persistent-register defaults %+v, common %+v", o, c)
+	}
+	inv, err = parseArgs([]string{"persistent-register", "--target", "127.0.0.1:8848", "--connections", "64", "--services", "3"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := inv.persistent; o.Connections != 64 || o.Services != 3 || inv.common.Concurrency != 64 {
+		t.Errorf("persistent-register %+v, concurrency %d", o, inv.common.Concurrency)
+	}
+	inv, err = parseArgs([]string{"persistent-register", "--target", "127.0.0.1:8848", "--connections", "8", "--concurrency", "32"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.common.Concurrency != 32 {
+		t.Errorf("--concurrency 32 became %d", inv.common.Concurrency)
+	}
+}
+
+func TestParseArgsHTTPScenarios(t *testing.T) {
+	inv, err := parseArgs([]string{"http-register", "--target", "127.0.0.1:8848"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := inv.httpReg; o.Clients != 100 || o.Instances != 10 || o.Services != 100 || inv.common.Duration != time.Minute {
+		t.Errorf("http-register defaults %+v, duration %s", o, inv.common.Duration)
+	}
+	inv, err = parseArgs([]string{"beats", "--target", "127.0.0.1:8848", "--clients", "50000", "--interval", "2s", "--full-beats"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := inv.beats; o.Clients != 50000 || o.Services != 100 || o.Interval != 2*time.Second || !o.FullBeats {
+		t.Errorf("beats %+v", o)
+	}
+	// The bound covers the two intervals of warm-up (registrations, first beats).
+	if c := inv.common; inv.bound() != c.SetupTimeout+4*time.Second+c.Duration+2*c.Grace+c.Timeout {
+		t.Errorf("bound %s", inv.bound())
+	}
+}
+
+func TestParseArgsUDPPush(t *testing.T) {
+	inv, err := parseArgs([]string{"udp-push", "--target", "127.0.0.1:8848"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := inv.udpPush; o.Subscribers != 100 || o.MergeWindow != 500*time.Millisecond || o.Repoll != 5*time.Second ||
+		o.Writer != "grpc" || o.ClientIP != "" || o.Interval != 0 || inv.common.Duration != time.Minute {
+		t.Errorf("udp-push defaults %+v, duration %s", o, inv.common.Duration)
+	}
+	inv, err = parseArgs([]string{"udp-push", "--target", "127.0.0.1:8848", "--subscribers", "1000", "--merge-window", "0s",
+		"--writer", "http", "--repoll", "2s", "--client-ip", "127.0.0.2", "--interval", "100ms"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := inv.udpPush; o.Subscribers != 1000 || o.MergeWindow != 0 || o.Writer != "http" || o.Repoll != 2*time.Second ||
+		o.ClientIP != "127.0.0.2" || o.Interval != 100*time.Millisecond {
+		t.Errorf("udp-push %+v", o)
 	}
 }
 

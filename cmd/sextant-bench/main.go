@@ -1,20 +1,25 @@
 // Command sextant-bench is a load generator for Nacos 2.x naming servers —
 // Sextant, Nacos itself, or any server that speaks the Nacos 2.x gRPC wire —
-// and the runner of Sextant's benchmark suite. It speaks only the wire, so
-// it reports the same figures for any of them.
+// and the runner of Sextant's benchmark suite. It speaks only the wire (and,
+// for the scenarios of 1.x clients, the HTTP Open API), so it reports the
+// same figures for any of them.
 //
-//	sextant-bench register|query|push|churn|visibility --target host:port [flags]
+//	sextant-bench register|query|push|churn|visibility|http-register|beats|udp-push|persistent-register --target host:port [flags]
 //	sextant-bench suite --server bin/sextant [--out reports] [--profile short|full]
+//	sextant-bench serve-ceiling --port P [--hosts N]
 //	sextant-bench version
 //
 // Run "sextant-bench SCENARIO -h" for a scenario's flags.
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/sextantd/sextant/cmd/sextant-bench/internal/progress"
@@ -28,6 +33,8 @@ var version = "dev"
 const usage = `usage:
   sextant-bench SCENARIO --target host:port [flags]   run one scenario against a server
   sextant-bench suite --server PATH [flags]           start PATH on free ports, run every scenario, write a report
+  sextant-bench serve-ceiling --port P [--hosts N]    serve the Nacos wire with no logic (fixed answers) on P and P+1000,
+                                                      on Sextant's gRPC options: the ceiling the suite compares Sextant with
   sextant-bench version
 
 scenarios:
@@ -36,6 +43,14 @@ scenarios:
   push        W subscribers, a provider changes their service: latency to each push, to the last one
   churn       providers come and go while subscribers watch: pushes, and whether the views end right
   visibility  register on one target, subscribe on each: time until a change is visible
+  persistent-register  C connections send PersistentInstanceRequests (ephemeral=false, a new
+                 address each) through the Raft store: registrations/s, apply latency as seen
+
+  over the HTTP Open API (Nacos 1.x clients):
+  http-register  C clients register I instances each over S services (POST /nacos/v1/ns/instance)
+  beats          N clients beat every 5 s (PUT /nacos/v1/ns/instance/beat): beats/s, CPU per beat
+  udp-push       N subscribers poll instance/list with a udpPort, a writer changes their service:
+                 latency to each UDP push, datagrams and acks/s, lost and duplicate pushes
 
 Run "sextant-bench SCENARIO -h" for its flags.
 `
@@ -61,6 +76,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "suite":
 		return runSuite(args[1:], stdout, stderr)
+	case "serve-ceiling":
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return runCeiling(ctx, args[1:], stdout, stderr)
 	}
 	inv, err := parseArgs(args, stderr)
 	if err != nil {

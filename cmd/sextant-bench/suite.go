@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"syscall"
 
@@ -37,7 +38,13 @@ func runSuite(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	o := suite.Options{Server: *bin, Out: *out, Profile: *profile, Tool: "sextant-bench " + version}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "sextant-bench suite: finding this program, to serve the ceiling: %v\n", err)
+		return 1
+	}
+	o := suite.Options{Server: *bin, Out: *out, Profile: *profile, Tool: "sextant-bench " + version,
+		Ceiling: []string{self, "serve-ceiling"}}
 	if !*quiet {
 		o.Log = stderr
 		o.Monitor = &scenario.Monitor{}

@@ -2,14 +2,18 @@ package main_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sextantd/sextant/cmd/internal/servertest"
 )
@@ -20,6 +24,71 @@ func TestVersion(t *testing.T) {
 	code, out := servertest.Run(t, nil, "version")
 	if code != 0 || !regexp.MustCompile(`^sextant \S+ go\S+ \w+/\w+\n$`).MatchString(out) {
 		t.Fatalf("version: exit %d, %q", code, out)
+	}
+}
+
+// builtinPlugins is the line naming the plugins this binary carries.
+const builtinPlugins = "built-in plugins: push: pushrpc, pushudp; membership: address-server, dns, file, gossip, standalone, static; transport: grpctransport, natstransport"
+
+func TestHelpListsCommandsAndBuiltinPlugins(t *testing.T) {
+	for _, arg := range []string{"help", "-h", "--help"} {
+		code, out := servertest.Run(t, nil, arg)
+		if code != 0 {
+			t.Errorf("%s: exit %d\n%s", arg, code, out)
+		}
+		for _, want := range []string{"sextant server", "sextant plugin NAME", "sextant hash-password", "sextant version", builtinPlugins} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: output does not contain %q:\n%s", arg, want, out)
+			}
+		}
+	}
+}
+
+func TestHashPassword(t *testing.T) {
+	run := func(stdin string, args ...string) (int, string, string) {
+		cmd := exec.Command(servertest.Binary(t), append([]string{"hash-password"}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
+	}
+	for _, stdin := range []string{"s3cret pw\n", "s3cret pw\r\n", "s3cret pw", "s3cret pw\nignored\n"} {
+		code, out, errOut := run(stdin)
+		hash := strings.TrimSuffix(out, "\n")
+		if code != 0 || errOut != "" || bcrypt.CompareHashAndPassword([]byte(hash), []byte("s3cret pw")) != nil {
+			t.Errorf("stdin %q: exit %d, stdout %q, stderr %q", stdin, code, out, errOut)
+		}
+	}
+	for _, c := range []struct {
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"", nil, "no password on stdin"},
+		{"\n", nil, "no password on stdin"},
+		{strings.Repeat("x", 73) + "\n", nil, "at most 72"},
+		{"pw\n", []string{"pw"}, "the password is read from stdin"},
+	} {
+		if code, out, errOut := run(c.stdin, c.args...); code != 2 || out != "" || !strings.Contains(errOut, c.want) {
+			t.Errorf("stdin %q, args %q: exit %d, stdout %q, stderr %q; want exit 2 and %q", c.stdin, c.args, code, out, errOut, c.want)
+		}
+	}
+}
+
+func TestUnknownPluginListsTheBuiltinOnes(t *testing.T) {
+	code, out := servertest.Run(t, nil, "plugin", "nope")
+	if code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	for _, want := range []string{`no built-in plugin called "nope"`, builtinPlugins} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output does not contain %q:\n%s", want, out)
+		}
 	}
 }
 
@@ -54,7 +123,8 @@ func TestBadConfigurationStopsStartup(t *testing.T) {
 		{"missing file", nil, []string{"--config", filepath.Join(dir, "none.hcl")}, []string{"none.hcl"}},
 		{"unsupported extension", nil, []string{"--config", write("x.toml", "")}, []string{"x.toml", ".hcl"}},
 		{"bad environment", []string{"SEXTANT_PUSH_DELAY=fast"}, nil, []string{"SEXTANT_PUSH_DELAY", "push.delay"}},
-		{"unknown environment key", []string{"SEXTANT_PUSH_DELAYS=1s"}, nil, []string{"SEXTANT_PUSH_DELAYS"}},
+		{"invalid environment with a typo", []string{"SEXTANT_LOG_LEVL=debug", "SEXTANT_LOG_LEVEL=loud"}, nil,
+			[]string{"warning: ignoring environment variable SEXTANT_LOG_LEVL", "did you mean SEXTANT_LOG_LEVEL", "environment variable SEXTANT_LOG_LEVEL: log.level"}},
 		{"bad flag value", nil, []string{"--log-level", "loud"}, []string{"log.level", "loud"}},
 		{"unknown flag", nil, []string{"--colour"}, []string{"colour"}},
 	}

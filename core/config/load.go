@@ -7,6 +7,7 @@ import (
 	"maps"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,38 +33,151 @@ const envPrefix = "SEXTANT_"
 // Keys are koanf tags joined by dots ("push.retry_delay"); the environment
 // variable of a key is SEXTANT_ and the key in upper case with dots as
 // underscores (SEXTANT_PUSH_RETRY_DELAY). Durations are strings such as
-// "500ms". Unknown keys and values of the wrong type are errors naming the key
-// and the file, variable or flag it came from; all of them are reported.
-func Load(path string, env []string, flags map[string]any) (Config, error) {
+// "500ms". Unknown keys in the file or flags, values of the wrong type and
+// values out of range are errors naming the key and the file, variable or
+// flag it came from; all of them are reported.
+//
+// SEXTANT_* variables that set no key do not stop start-up: a Kubernetes pod
+// gets SEXTANT_PORT=tcp://..., SEXTANT_SERVICE_HOST and more whenever its
+// namespace has a Service named sextant. Load returns the notes the caller
+// should log about them (with any error, too): one for the service links it
+// recognised, and a warning for each other unknown variable, naming the
+// variable it probably meant.
+func Load(path string, env []string, flags map[string]any) (Config, []Note, error) {
+	l, err := LoadWithSources(path, env, flags)
+	return l.Config, l.Notes, err
+}
+
+// Loaded is a configuration as LoadWithSources read it.
+type Loaded struct {
+	Config Config
+	// Notes are what to log about the environment (see Load); they come
+	// with an error too.
+	Notes []Note
+	// Settings are the keys whose values differ from the built-in
+	// defaults, in key order, each with where it was set.
+	Settings []Setting
+}
+
+// LoadWithSources is Load, also returning the settings that differ from the
+// built-in defaults and where each came from, for the start-up log.
+func LoadWithSources(path string, env []string, flags map[string]any) (Loaded, error) {
 	keys := keyTypes()
 	k := koanf.New(".")
+	origin := make(map[string]string) // key → the file, variable or flags that set it last
 	var errs []error
-	merge := func(values map[string]any, err error) {
+	merge := func(values map[string]any, source func(key string) string, err error) {
 		if err != nil {
 			errs = append(errs, err)
 			return
 		}
+		for key := range values {
+			origin[key] = source(key)
+		}
 		errs = append(errs, k.Load(confmap.Provider(values, "."), nil))
 	}
 	if path != "" {
-		merge(fileValues(path, keys))
+		values, err := fileValues(path, keys)
+		merge(values, func(string) string { return fileSource(path) }, err)
 	}
-	merge(envValues(env, keys))
-	merge(convertAll("flags", flags, keys))
+	values, notes, err := envValues(env, keys)
+	merge(values, func(key string) string { return envSource(envName(key)) }, err)
+	values, err = convertAll(flagsSource, flags, keys)
+	merge(values, func(string) string { return flagsSource }, err)
 	if err := errors.Join(errs...); err != nil {
-		return Config{}, err
+		return Loaded{Notes: notes}, err
 	}
 
 	// Every value already has its field's type, so decoding is strict.
 	cfg := Default()
 	dc := &mapstructure.DecoderConfig{ErrorUnused: true, TagName: "koanf"}
 	if err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{DecoderConfig: dc}); err != nil {
-		return Config{}, fmt.Errorf("decode configuration: %w", err)
+		return Loaded{Notes: notes}, fmt.Errorf("decode configuration: %w", err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return Config{}, err
+		return Loaded{Notes: notes}, attribute(err, origin)
 	}
-	return cfg, nil
+	return Loaded{Config: cfg, Notes: notes, Settings: settings(cfg, origin)}, nil
+}
+
+// A Note is something Load noticed that is no error but should be logged:
+// environment variables it ignored.
+type Note struct {
+	Warning bool   // log at warn level; otherwise at info
+	Text    string // one sentence, naming the variables
+}
+
+// The sources of settings, as errors name them.
+const (
+	flagsSource   = "flags"
+	defaultSource = "built-in default"
+)
+
+func fileSource(path string) string { return "config file " + path }
+func envSource(name string) string  { return "environment variable " + name }
+
+// A keyError is Validate's error about the value of one key.
+type keyError struct {
+	key string // such as "push.delay" or "plugins.webhook"
+	msg string
+}
+
+func (e *keyError) Error() string { return e.key + ": " + e.msg }
+
+// dependsOn lists, for the keys whose check in Validate involves other keys,
+// those keys, so that an error can say where they were set too.
+var dependsOn = map[string][]string{
+	"remote.grpc_port":      {"port"},
+	"cluster.port":          {"port", "remote.grpc_port"},
+	"cluster.client_expiry": {"cluster.verify_interval"},
+	"auth.token_secret":     {"auth.enabled"},
+}
+
+// attribute begins each of Validate's errors with the file, variable or flags
+// that set its key (or "built-in default"), as type errors begin, and ends it
+// with where the other keys it depends on were set, when elsewhere:
+//
+//	config file s.yaml: remote.grpc_port: 9000 is also the HTTP port (port from flags)
+func attribute(err error, origin map[string]string) error {
+	list := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		list = joined.Unwrap()
+	}
+	out := make([]error, len(list))
+	for i, e := range list {
+		ke, ok := errors.AsType[*keyError](e)
+		if !ok {
+			out[i] = e
+			continue
+		}
+		source := sourceOf(ke.key, origin)
+		var others []string
+		for _, other := range dependsOn[ke.key] {
+			if o, set := origin[other]; set && o != source {
+				others = append(others, other+" from "+o)
+			}
+		}
+		suffix := ""
+		if len(others) > 0 {
+			suffix = " (" + strings.Join(others, "; ") + ")"
+		}
+		out[i] = fmt.Errorf("%s: %w%s", source, e, suffix)
+	}
+	return errors.Join(out...)
+}
+
+// sourceOf returns where key was set: its own source, or for a section such
+// as "plugins.webhook" the source of its first key that was set.
+func sourceOf(key string, origin map[string]string) string {
+	if o, ok := origin[key]; ok {
+		return o
+	}
+	for _, k := range slices.Sorted(maps.Keys(origin)) {
+		if strings.HasPrefix(k, key+".") {
+			return origin[k]
+		}
+	}
+	return defaultSource
 }
 
 // keyTypes returns the Go type of every configuration key, such as
@@ -96,6 +210,10 @@ var pluginKeys = structKeys("", reflect.TypeFor[Plugin]())
 // which the plugin's schema checks once the plugin says what it is.
 var anyValue = reflect.TypeFor[any]()
 
+// pluginConfig is the type of a plugin's config block itself, which
+// flattening leaves as a key only when it is empty or not a block at all.
+var pluginConfig = reflect.TypeFor[map[string]any]()
+
 // pluginKeyType returns the type of a key in the plugins section, such as
 // "plugins.webhook.path", or false if key is not one.
 func pluginKeyType(key string) (reflect.Type, bool) {
@@ -107,7 +225,10 @@ func pluginKeyType(key string) (reflect.Type, bool) {
 	if !ok {
 		return nil, false
 	}
-	if field == "config" || strings.HasPrefix(field, "config.") {
+	if field == "config" {
+		return pluginConfig, true
+	}
+	if strings.HasPrefix(field, "config.") {
 		return anyValue, true
 	}
 	t, ok := pluginKeys[field]
@@ -121,7 +242,7 @@ func envName(key string) string {
 
 // fileValues reads the settings in the HCL or YAML file at path.
 func fileValues(path string, keys map[string]reflect.Type) (map[string]any, error) {
-	source := "config file " + path
+	source := fileSource(path)
 	var parser koanf.Parser
 	switch ext := strings.ToLower(filepath.Ext(path)); ext {
 	case ".hcl":
@@ -146,33 +267,125 @@ func fileValues(path string, keys map[string]reflect.Type) (map[string]any, erro
 
 // envValues reads the SEXTANT_* variables in env, a list of "NAME=value".
 // Variables are matched to keys by name, never by splitting the name at
-// underscores, which keys contain too.
-func envValues(env []string, keys map[string]reflect.Type) (map[string]any, error) {
+// underscores, which keys contain too. Variables that match no key are
+// ignored, and described in the notes returned: Kubernetes service links in
+// one note, each other variable in a warning of its own.
+// clientEnv are the variables of the admin CLI (sextant services, ...):
+// not the server's configuration, and no typo of it, when they are set in
+// the server's environment too.
+var clientEnv = []string{"SEXTANT_ADDR", "SEXTANT_TOKEN"}
+
+func envValues(env []string, keys map[string]reflect.Type) (map[string]any, []Note, error) {
 	byName := make(map[string]string, len(keys))
 	for key := range keys {
 		byName[envName(key)] = key
 	}
 
 	values := make(map[string]any)
+	seen := make(map[string]bool)
+	var links, unknown []string
 	var errs []error
 	for _, kv := range env {
 		name, text, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, envPrefix) {
+		if !strings.HasPrefix(name, envPrefix) || slices.Contains(clientEnv, name) {
 			continue
 		}
-		key, ok := byName[name]
-		if !ok {
-			errs = append(errs, fmt.Errorf("environment variable %s: matches no configuration key", name))
+		key, known := byName[name]
+		// A key's variable with a link's value is a link too: a Service
+		// named sextant-cluster sets SEXTANT_CLUSTER_PORT=tcp://...
+		isLink := serviceLinkValue.MatchString(text) && strings.HasSuffix(name, "_PORT") ||
+			!known && serviceLinkName.MatchString(name)
+		if isLink || !known {
+			if !seen[name] {
+				seen[name] = true
+				if isLink {
+					links = append(links, name)
+				} else {
+					unknown = append(unknown, name)
+				}
+			}
 			continue
 		}
 		v, err := convert(text, keys[key])
 		if err != nil {
-			errs = append(errs, fmt.Errorf("environment variable %s: %s: %w", name, key, err))
+			errs = append(errs, fmt.Errorf("%s: %s: %w", envSource(name), key, err))
 			continue
 		}
 		values[key] = v
 	}
-	return values, errors.Join(errs...)
+
+	var notes []Note
+	slices.Sort(links)
+	if len(links) > 0 {
+		notes = append(notes, Note{Text: fmt.Sprintf("ignoring %s: Kubernetes service-link variables of a Service named sextant, "+
+			"not configuration (enableServiceLinks: false in the pod spec leaves them out)", strings.Join(links, ", "))})
+	}
+	slices.Sort(unknown)
+	for _, name := range unknown {
+		text := fmt.Sprintf("ignoring %s: it matches no configuration key", envSource(name))
+		if alt, ok := closestName(name, byName); ok {
+			text += fmt.Sprintf("; did you mean %s (%s)?", alt, byName[alt])
+		} else if strings.HasPrefix(name, envPrefix+"PLUGINS_") {
+			text += " (plugins are configured in the file only)"
+		}
+		notes = append(notes, Note{Warning: true, Text: text})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, notes, err
+	}
+	return values, notes, nil
+}
+
+var (
+	// serviceLinkName matches the names of the variables Kubernetes sets
+	// for a Service named sextant or sextant-something (whose name is
+	// upper-cased, with '-' as '_'): SEXTANT_SERVICE_HOST,
+	// SEXTANT_SERVICE_PORT, SEXTANT_SERVICE_PORT_<PORT NAME>,
+	// SEXTANT_PORT_<n>_<PROTOCOL> and that with _PROTO, _PORT or _ADDR.
+	serviceLinkName = regexp.MustCompile(`^SEXTANT(_[A-Z0-9_]+)?_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT_[0-9]+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)$`)
+	// serviceLinkValue matches the value of SEXTANT_PORT as Kubernetes sets
+	// it: the Service's first port as a URL, such as tcp://10.0.0.1:8848.
+	serviceLinkValue = regexp.MustCompile(`^(tcp|udp|sctp)://[^/\s]+:[0-9]+$`)
+)
+
+// maxTypoDistance is the largest edit distance between an unknown variable
+// and a key's that makes the key's the variable probably meant.
+const maxTypoDistance = 2
+
+// closestName returns the name in names nearest to name (ignoring case), if
+// it is within maxTypoDistance edits; of equally near names, the first in
+// order.
+func closestName(name string, names map[string]string) (string, bool) {
+	upper := strings.ToUpper(name)
+	best, bestDist := "", maxTypoDistance+1
+	for _, n := range slices.Sorted(maps.Keys(names)) {
+		if d := editDistance(upper, n); d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	return best, best != ""
+}
+
+// editDistance is the Levenshtein distance between a and b: the fewest
+// single-byte insertions, deletions and substitutions turning a into b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1) // distances from a[:i-1] to each b[:j]
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // convertAll converts flat, settings keyed by their full key, to their keys'
@@ -237,8 +450,17 @@ func convert(v any, t reflect.Type) (any, error) {
 	if t == anyValue || reflect.TypeOf(v) == t {
 		return v, nil
 	}
+	if t == pluginConfig {
+		if v != nil {
+			return nil, fmt.Errorf("want a block of the plugin's settings, got %s", describe(v))
+		}
+		return v, nil
+	}
 	if t == reflect.TypeFor[[]string]() {
 		return convertList(v)
+	}
+	if t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct {
+		return convertBlocks(v, t) // auth.users, auth.roles
 	}
 	var (
 		name  string // the type as errors call it

@@ -16,7 +16,12 @@
 //     revision or not at all, and drops the ones no longer listed.
 //   - Expiry: a replicated client whose owner has not vouched for it within
 //     the client expiry is removed, so a dead node's instances leave the
-//     survivors in seconds rather than Nacos's three minutes.
+//     survivors in seconds rather than Nacos's three minutes. A node never
+//     expires replicas for a silence of its own making: after it was paused
+//     or starved, or while its transport restarted (it heard nobody), every
+//     replica gets the expiry afresh from its resumption,
+//     and an owner that is UP gets the time to verify this node before its
+//     replicas can go (see expire).
 //   - Start-up: a node loads a snapshot of the registry from a member before
 //     it reports ready; snapshots stream in chunks (no message-size
 //     ceiling), and clients registered on this node meanwhile are never
@@ -24,6 +29,13 @@
 //
 // Everything applied goes through the registry, whose events make each node
 // push to its own subscribers.
+//
+// What members send is input, held to the rules client input is: the router
+// takes messages from the members of the table alone (cluster.Router), and
+// the registry validates every replicated client against the naming limits
+// and lets a member change only the replicas it owns (naming.ApplyReplicas):
+// what breaks a rule is dropped or refused, counted and logged (see
+// peerinput.go), and the rest applied.
 package distro
 
 import (
@@ -57,6 +69,9 @@ const (
 	VerifyKind = "verify"
 )
 
+// SnapshotKind names the snapshot among what members send, in logs.
+const SnapshotKind = cluster.SnapshotKind
+
 // chunkInstances is about how many instances go in one snapshot chunk or
 // sync call (about a MiB).
 const chunkInstances = 4000
@@ -72,17 +87,32 @@ type Config struct {
 	Registry  *naming.Registry
 	Cluster   *cluster.Cluster
 	Transport Transport
-	Bus       *notify.Bus
+	// TransportSince, if set, returns when this node's transport began
+	// serving (now while it restarts): the node hears no owner while it is
+	// down, so every replica gets the expiry afresh from its return, as
+	// after a stall.
+	TransportSince func() time.Time
+	// Router takes what members send; New registers SyncKind, VerifyKind
+	// and the snapshot source.
+	Router *cluster.Router
+	Bus    *notify.Bus
 	// SyncDelay merges the changes to a member's batch; RetryDelay waits
 	// before a failed batch is sent again; CallTimeout bounds one call.
 	SyncDelay, RetryDelay, CallTimeout time.Duration
 	VerifyInterval                     time.Duration
 	// ClientExpiry removes a replicated client whose owner has not verified
 	// it for this long.
-	ClientExpiry    time.Duration
+	ClientExpiry time.Duration
+	// ReportInterval is the members' health report interval: how long a
+	// member may take to see this node UP, and verify it again.
+	ReportInterval  time.Duration
 	SnapshotTimeout time.Duration
-	Logger          hclog.Logger
-	Metrics         prometheus.Registerer
+	// Now and NewTicker are the clock and ticker of the expiry: time.Now and
+	// a time.Ticker when nil. Tests bring their own to simulate a stall.
+	Now       func() time.Time
+	NewTicker func(d time.Duration) (ticks <-chan time.Time, stop func())
+	Logger    hclog.Logger
+	Metrics   prometheus.Registerer
 }
 
 // Distro replicates clients between members.
@@ -91,23 +121,39 @@ type Distro struct {
 	log     hclog.Logger
 	self    string
 	delay   *engine.DelayEngine[string, batch]
-	exec    *engine.ExecuteEngine
 	metrics *metrics
 	ready   atomic.Bool
 
+	invalidLog, refusedLog limitedLog // peerinput.go
+
 	mu    sync.Mutex
 	peers map[string]*peerWork
+	// The members' lanes (see lanes.go): laneCtx is their tasks' context,
+	// lanes counts the running ones, queued their waiting tasks.
+	laneCtx     context.Context
+	cancelLanes context.CancelFunc
+	lanesClosed bool
+	lanes       sync.WaitGroup
+	queued      atomic.Int64
+
+	// The expiry's state, which its loop alone touches.
+	lastExpiry time.Time            // when its last run ended
+	resumed    time.Time            // when this node last resumed after a stall
+	upSince    map[string]time.Time // the members UP when it last ran, since when
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
 // peerWork is what runs for one member: at most one sync and one
-// verification at a time, and the batch parked behind the sync.
+// verification at a time, and the batch parked behind the sync; and its
+// lane.
 type peerWork struct {
 	syncing, verifying bool
 	parked             batch
 	failing            bool // the last sync to the member failed
+	lane               []func(context.Context)
+	running            bool // a goroutine runs the lane
 }
 
 // batch is the clients to send one member. Each is sent as the registry
@@ -121,10 +167,21 @@ func mergeBatches(older, newer batch) batch {
 	return older
 }
 
-// New returns Distro subscribed to the registry's client events; call it
+// New returns Distro subscribed to the registry's client events and
+// registered on the router for syncs, verifications and snapshots; call it
 // before the bus starts.
 func New(cfg Config) (*Distro, error) {
-	d := &Distro{cfg: cfg, log: cfg.Logger, self: cfg.Cluster.Self(), peers: make(map[string]*peerWork)}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.NewTicker == nil {
+		cfg.NewTicker = func(d time.Duration) (<-chan time.Time, func()) {
+			t := time.NewTicker(d)
+			return t.C, t.Stop
+		}
+	}
+	d := &Distro{cfg: cfg, log: cfg.Logger, self: cfg.Cluster.Self(), peers: make(map[string]*peerWork),
+		upSince: make(map[string]time.Time)}
 	d.delay = engine.NewDelayEngine(engine.DelayConfig[string, batch]{
 		Name:       "distro",
 		Merge:      mergeBatches,
@@ -132,13 +189,20 @@ func New(cfg Config) (*Distro, error) {
 		RetryDelay: cfg.RetryDelay,
 		Logger:     cfg.Logger.Named("delay"),
 	})
-	d.exec = engine.NewExecuteEngine(engine.ExecuteConfig{Name: "distro", Logger: cfg.Logger.Named("execute")})
-	d.metrics = newMetrics(cfg.Metrics, d.delay.Len, d.exec.QueueDepth)
+	d.metrics = newMetrics(cfg.Metrics, d.delay.Len, func() int { return int(d.queued.Load()) })
+	// The router's refusals of strangers: members talk only where Distro runs.
+	cfg.Metrics.MustRegister(cfg.Router.Metrics())
 	err := errors.Join(
 		notify.Subscribe(cfg.Bus, "distro", func(e naming.ClientChanged) { d.schedule(e.ClientID) }),
 		notify.Subscribe(cfg.Bus, "distro", func(e naming.ClientRemoved) { d.schedule(e.ClientID) }),
+		cfg.Router.Register(SyncKind, d.handleSync),
+		cfg.Router.Register(VerifyKind, d.handleVerify),
+		cfg.Router.RegisterSnapshot(d.snapshot),
 	)
-	return d, err
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // schedule queues a client's change for every UP member.
@@ -155,27 +219,40 @@ func (d *Distro) Ready() bool { return d.ready.Load() }
 // Start starts syncing, verifying and expiring, and loads the start-up
 // snapshot in the background.
 func (d *Distro) Start(ctx context.Context) error {
-	if err := d.exec.Start(ctx); err != nil {
-		return err
-	}
+	d.mu.Lock()
+	d.laneCtx, d.cancelLanes = context.WithCancel(context.WithoutCancel(ctx))
+	d.mu.Unlock()
 	if err := d.delay.Start(ctx); err != nil {
 		return err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	d.every(runCtx, d.cfg.VerifyInterval, d.verifyAll)
-	d.every(runCtx, time.Second, d.expire)
+	ticks, stop := d.cfg.NewTicker(expireInterval)
+	d.wg.Go(func() {
+		defer stop()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-ticks:
+				d.expire(runCtx)
+			}
+		}
+	})
 	d.wg.Go(func() { d.load(runCtx) })
 	return nil
 }
 
-// Stop stops everything Start started.
+// Stop stops everything Start started: the members' queued work runs until
+// ctx is done.
 func (d *Distro) Stop(ctx context.Context) error {
 	if d.cancel != nil {
 		d.cancel()
 	}
 	d.wg.Wait()
-	return errors.Join(d.delay.Stop(ctx), d.exec.Stop(ctx))
+	err := d.delay.Stop(ctx)
+	return errors.Join(err, d.closeLanes(ctx))
 }
 
 func (d *Distro) every(ctx context.Context, interval time.Duration, fn func(context.Context)) {
@@ -193,13 +270,13 @@ func (d *Distro) every(ctx context.Context, interval time.Duration, fn func(cont
 	})
 }
 
-// dispatch hands a due batch to the execute engine, in order per member;
-// while a sync to the member is in flight it parks the batch instead.
+// dispatch hands a due batch to the member's lane; while a sync to the
+// member is in flight it parks the batch instead.
 func (d *Distro) dispatch(ctx context.Context, peer string, b batch) error {
 	if !d.claimSync(peer, b) {
 		return nil
 	}
-	err := d.exec.Submit(ctx, peer, func(ctx context.Context) {
+	err := d.submit(ctx, peer, func(ctx context.Context) {
 		if !d.cfg.Cluster.IsUp(peer) {
 			d.syncDone(peer, nil) // verification repairs it once it is back
 			return
@@ -339,8 +416,11 @@ func (d *Distro) verifyAll(ctx context.Context) {
 		if !d.claimVerify(peer) {
 			continue
 		}
-		err := d.exec.Submit(ctx, peer, func(ctx context.Context) {
+		err := d.submit(ctx, peer, func(ctx context.Context) {
 			defer d.verifyDone(peer)
+			if !d.cfg.Cluster.IsUp(peer) {
+				return // no longer UP since: its next verification after it is back
+			}
 			err := d.verify(ctx, peer, msg)
 			d.metrics.verifications.WithLabelValues(result(err)).Inc()
 			if err != nil {
@@ -361,7 +441,7 @@ func (d *Distro) forgetFormerMembers() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for peer, w := range d.peers {
-		if !w.syncing && !w.verifying && !slices.Contains(members, peer) {
+		if !w.syncing && !w.verifying && !w.running && !slices.Contains(members, peer) {
 			delete(d.peers, peer)
 		}
 	}
@@ -408,48 +488,164 @@ func (d *Distro) verify(ctx context.Context, peer string, msg *clusterv1.Verify)
 	return nil
 }
 
+// expireInterval is how often the expiry runs.
+const expireInterval = time.Second
+
+// stallAfter is the gap between two runs of the expiry (from the end of one
+// to the start of the next) that means this node was not running (stopped,
+// or starved of CPU) rather than late: a whole run missed.
+const stallAfter = 2 * expireInterval
+
+// Mass expiry: an expiry that removes at least massExpiryShare of a
+// service's instances, and at least massExpiryInstances, is warned about.
+const (
+	massExpiryShare     = 0.5
+	massExpiryInstances = 5
+	// massExpiryWarnings bounds the services warned about by name per run.
+	massExpiryWarnings = 10
+)
+
+// expire removes the replicas whose owners have stopped vouching for them
+// (every expireInterval):
+//
+//   - a replica not verified within the client expiry goes, as its owner is
+//     gone or cut off;
+//   - unless this node itself was not running: a gap of stallAfter or more
+//     since the last run ended, on the monotonic clock, means this node was
+//     stopped or starved, and heard nobody meanwhile. Every replica then
+//     counts as verified at the resumption (the stall is warned about once);
+//   - and an owner UP in the member table keeps its replicas until it has
+//     had the time to verify this node since it was last seen UP again (or
+//     since this node resumed): a report interval for it to see this node
+//     UP, a verify interval for its next verification, and a call timeout
+//     for that to arrive. An owner that is not UP (a stopped owner's reports
+//     time out: SUSPICIOUS, then DOWN) is expired as above, so a dead
+//     node's clients leave within the client expiry and a run.
 func (d *Distro) expire(ctx context.Context) {
-	gone, err := d.cfg.Registry.Expire(ctx, time.Now().Add(-d.cfg.ClientExpiry))
-	d.metrics.expired.Add(float64(len(gone)))
-	if len(gone) > 0 {
-		d.log.Info("expired clients whose owners stopped verifying them", "clients", len(gone))
+	now := d.cfg.Now()
+	if !d.lastExpiry.IsZero() {
+		if gap := now.Sub(d.lastExpiry); gap >= stallAfter {
+			d.resumed = now
+			d.metrics.stalls.Inc()
+			d.log.Warn("this node did not run for a while (stopped or starved) and heard nobody meanwhile; "+
+				"every replica gets the client expiry afresh", "stalled", gap.Round(time.Millisecond), "expiry", d.cfg.ClientExpiry)
+		}
 	}
+	defer func() { d.lastExpiry = d.cfg.Now() }()
+	if d.cfg.TransportSince != nil {
+		if since := d.cfg.TransportSince(); since.After(d.resumed) {
+			d.resumed = since // deaf until then, not abandoned by the owners
+		}
+	}
+
+	up := map[string]bool{}
+	for _, m := range d.cfg.Cluster.Members() {
+		if m.Self || m.State != cluster.Up {
+			continue
+		}
+		up[m.Address] = true
+		if _, ok := d.upSince[m.Address]; !ok {
+			d.upSince[m.Address] = now
+		}
+	}
+	for a := range d.upSince {
+		if !up[a] {
+			delete(d.upSince, a)
+		}
+	}
+	before := now.Add(-d.cfg.ClientExpiry)
+	chance := d.cfg.ReportInterval + d.cfg.VerifyInterval + d.cfg.CallTimeout
+	cutoffs := map[string]time.Time{}
+	cutoff := func(owner string) time.Time {
+		if c, ok := cutoffs[owner]; ok {
+			return c
+		}
+		c := before
+		if !d.resumed.Before(before) {
+			c = time.Time{} // within the grace since this node resumed
+		} else if since, ok := d.upSince[owner]; ok && now.Sub(later(since, d.resumed)) < chance {
+			c = time.Time{} // UP, and not yet had the time to verify this node
+		}
+		cutoffs[owner] = c
+		return c
+	}
+
+	exp, err := d.cfg.Registry.Expire(ctx, cutoff)
+	d.metrics.expired.Add(float64(len(exp.Clients)))
+	if len(exp.Clients) > 0 {
+		d.log.Info("expired clients whose owners stopped verifying them", "clients", len(exp.Clients))
+	}
+	d.noteMassExpiries(exp.Losses)
 	if err != nil && ctx.Err() == nil {
 		d.log.Warn("expiring clients", "error", err)
 	}
 }
 
-// Handle answers what a member sends: its syncs and its verifications.
-func (d *Distro) Handle(ctx context.Context, from, kind string, payload []byte) ([]byte, error) {
-	switch kind {
-	case SyncKind:
-		var msg clusterv1.Sync
-		if err := proto.Unmarshal(payload, &msg); err != nil {
-			return nil, fmt.Errorf("sync from %s: %w", from, err)
+// noteMassExpiries warns about, and counts, the services an expiry took most
+// of the instances of.
+func (d *Distro) noteMassExpiries(losses []naming.ServiceLoss) {
+	slices.SortFunc(losses, func(a, b naming.ServiceLoss) int { return b.Lost - a.Lost })
+	warned := 0
+	for _, l := range losses {
+		if l.Lost < massExpiryInstances || float64(l.Lost) < massExpiryShare*float64(l.Had) {
+			continue
 		}
-		return nil, d.applySync(ctx, from, &msg)
-	case VerifyKind:
-		var msg clusterv1.Verify
-		if err := proto.Unmarshal(payload, &msg); err != nil {
-			return nil, fmt.Errorf("verify from %s: %w", from, err)
+		d.metrics.massExpiries.Inc()
+		if warned++; warned <= massExpiryWarnings {
+			d.log.Warn("an expiry removed most of a service's instances: their owner stopped verifying them",
+				"service", l.Service.String(), "removed", l.Lost, "of", l.Had)
 		}
-		if !d.Ready() {
-			// The snapshot being loaded brings the member's clients; asking
-			// for them too would have them sent and applied twice. The first
-			// verification once ready repairs whatever the snapshot missed.
-			return proto.Marshal(&clusterv1.VerifyAnswer{})
-		}
-		versions := make([]naming.ClientVersion, len(msg.Entries))
-		for i, e := range msg.Entries {
-			versions[i] = naming.ClientVersion{ID: e.Id, Revision: e.Revision}
-		}
-		need, err := d.cfg.Registry.Verify(ctx, from, versions)
-		if err != nil {
-			return nil, err
-		}
-		return proto.Marshal(&clusterv1.VerifyAnswer{Need: need})
 	}
-	return nil, fmt.Errorf("distro: no handler for %q", kind)
+	if warned > massExpiryWarnings {
+		d.log.Warn("an expiry removed most of the instances of more services", "services", warned-massExpiryWarnings)
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// handleSync applies a member's sync.
+func (d *Distro) handleSync(ctx context.Context, from string, payload []byte) ([]byte, error) {
+	var msg clusterv1.Sync
+	if err := proto.Unmarshal(payload, &msg); err != nil {
+		return nil, fmt.Errorf("sync from %s: %w", from, err)
+	}
+	return nil, d.applySync(ctx, from, &msg)
+}
+
+// handleVerify answers a member's verification with the clients this node
+// needs from it.
+func (d *Distro) handleVerify(ctx context.Context, from string, payload []byte) ([]byte, error) {
+	var msg clusterv1.Verify
+	if err := proto.Unmarshal(payload, &msg); err != nil {
+		return nil, fmt.Errorf("verify from %s: %w", from, err)
+	}
+	if !d.Ready() {
+		// The snapshot being loaded brings the member's clients; asking
+		// for them too would have them sent and applied twice. The first
+		// verification once ready repairs whatever the snapshot missed.
+		return proto.Marshal(&clusterv1.VerifyAnswer{})
+	}
+	versions := make([]naming.ClientVersion, len(msg.Entries))
+	for i, e := range msg.Entries {
+		versions[i] = naming.ClientVersion{ID: e.Id, Revision: e.Revision}
+	}
+	res, err := d.cfg.Registry.Verify(ctx, from, versions, d.replicaOptions())
+	d.noteRefused(from, VerifyKind, res.Refused)
+	if err != nil {
+		return nil, err
+	}
+	return proto.Marshal(&clusterv1.VerifyAnswer{Need: res.Need})
+}
+
+// replicaOptions are what the registry needs of the member table to judge
+// what members send.
+func (d *Distro) replicaOptions() naming.ReplicaOptions {
+	return naming.ReplicaOptions{IsMember: d.cfg.Cluster.IsMember}
 }
 
 func (d *Distro) applySync(ctx context.Context, from string, msg *clusterv1.Sync) error {
@@ -463,26 +659,28 @@ func (d *Distro) applySync(ctx context.Context, from string, msg *clusterv1.Sync
 		data.Owner = from // a member speaks for its own clients
 		clients = append(clients, data)
 	}
-	skipped, err := d.cfg.Registry.Apply(ctx, clients)
+	res, err := d.cfg.Registry.ApplyReplicas(ctx, clients, d.replicaOptions())
+	d.noteApplied(from, SyncKind, res)
 	if err != nil {
 		return err
 	}
-	if len(skipped) > 0 {
-		d.log.Warn("a member sent clients whose ids are clients of this node; kept this node's", "member", from, "clients", skipped)
-	}
+	var refused []naming.RefusedClient
 	for _, id := range msg.Removed {
-		if data, ok := d.cfg.Registry.Client(id); ok && data.Owner == from {
-			if err := d.cfg.Registry.Disconnect(ctx, id); err != nil {
-				return err
-			}
+		why, err := d.cfg.Registry.RemoveReplica(ctx, id, from)
+		if err != nil {
+			return err
+		}
+		if why != "" {
+			refused = append(refused, naming.RefusedClient{ID: id, Reason: why})
 		}
 	}
+	d.noteRefused(from, "removal", refused)
 	return nil
 }
 
-// Snapshot writes every client this node holds, its own and replicated
+// snapshot writes every client this node holds, its own and replicated
 // ones, to fn in chunks of about a MiB.
-func (d *Distro) Snapshot(ctx context.Context, _ string, fn func([]byte) error) error {
+func (d *Distro) snapshot(ctx context.Context, _ string, fn func([]byte) error) error {
 	chunk := &clusterv1.SnapshotChunk{}
 	instances := 0
 	flush := func() error {
@@ -559,7 +757,7 @@ func (d *Distro) loadFrom(ctx context.Context, peer string) (int, error) {
 	for range loadWorkers {
 		g.Go(func() error {
 			for raw := range chunks {
-				if err := d.applyChunk(gctx, raw, &n); err != nil {
+				if err := d.applyChunk(gctx, peer, raw, &n); err != nil {
 					return err
 				}
 			}
@@ -584,8 +782,9 @@ func (d *Distro) loadFrom(ctx context.Context, peer string) (int, error) {
 // loadWorkers is how many snapshot chunks are decoded and applied at once.
 var loadWorkers = max(2, runtime.GOMAXPROCS(0))
 
-// applyChunk applies one snapshot chunk and adds the clients it took to n.
-func (d *Distro) applyChunk(ctx context.Context, raw []byte, n *atomic.Int64) error {
+// applyChunk applies one snapshot chunk of peer's and adds the clients it
+// took to n.
+func (d *Distro) applyChunk(ctx context.Context, peer string, raw []byte, n *atomic.Int64) error {
 	var chunk clusterv1.SnapshotChunk
 	if err := proto.Unmarshal(raw, &chunk); err != nil {
 		return err
@@ -602,7 +801,8 @@ func (d *Distro) applyChunk(ctx context.Context, raw []byte, n *atomic.Int64) er
 		}
 		clients = append(clients, data)
 	}
-	skipped, err := d.cfg.Registry.Apply(ctx, clients)
-	n.Add(int64(len(clients) - len(skipped)))
+	res, err := d.cfg.Registry.ApplyReplicas(ctx, clients, d.replicaOptions())
+	d.noteApplied(peer, SnapshotKind, res)
+	n.Add(int64(res.Applied))
 	return err
 }

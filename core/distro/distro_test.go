@@ -21,6 +21,7 @@ import (
 	"github.com/sextantd/sextant/core/naming"
 	"github.com/sextantd/sextant/core/notify"
 	clusterv1 "github.com/sextantd/sextant/proto/cluster/v1"
+	"github.com/sextantd/sextant/sdk/transport"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -47,7 +48,7 @@ func (t meshTransport) target(addr string) (*node, error) {
 	defer t.mesh.mu.Unlock()
 	n := t.mesh.nodes[addr]
 	if n == nil {
-		return nil, errors.New("dial " + addr + ": connection refused")
+		return nil, fmt.Errorf("%w: dial %s: connection refused", transport.ErrUnreachable, addr)
 	}
 	return n, nil
 }
@@ -57,15 +58,12 @@ func (t meshTransport) Call(ctx context.Context, target, kind string, payload []
 	if err != nil {
 		return nil, err
 	}
-	if kind == cluster.ReportKind {
-		return n.cluster.HandleReport(t.self, payload)
-	}
-	if t.mesh.onCall != nil {
+	if t.mesh.onCall != nil && kind != cluster.ReportKind {
 		if err := t.mesh.onCall(target, kind, payload); err != nil {
 			return nil, err
 		}
 	}
-	return n.distro.Handle(ctx, t.self, kind, payload)
+	return n.router.Handle(ctx, t.self, kind, payload)
 }
 
 func (t meshTransport) Snapshot(ctx context.Context, target string, fn func([]byte) error) error {
@@ -73,7 +71,7 @@ func (t meshTransport) Snapshot(ctx context.Context, target string, fn func([]by
 	if err != nil {
 		return err
 	}
-	return n.distro.Snapshot(ctx, t.self, fn)
+	return n.router.Snapshot(ctx, t.self, fn)
 }
 
 // snapshotOf is a transport that reaches one node, for its snapshot only.
@@ -84,7 +82,7 @@ func (s snapshotOf) Call(context.Context, string, string, []byte) ([]byte, error
 }
 
 func (s snapshotOf) Snapshot(ctx context.Context, _ string, fn func([]byte) error) error {
-	return s.d.Snapshot(ctx, "", fn)
+	return s.d.snapshot(ctx, "", fn)
 }
 
 // node is one in-process Sextant node: a registry with Distro.
@@ -92,6 +90,7 @@ type node struct {
 	addr     string
 	bus      *notify.Bus
 	registry *naming.Registry
+	router   *cluster.Router
 	cluster  *cluster.Cluster
 	distro   *Distro
 }
@@ -99,16 +98,20 @@ type node struct {
 func (m *mesh) start(t *testing.T, addr string, members []string) *node {
 	t.Helper()
 	ctx := context.Background()
-	n := &node{addr: addr, bus: notify.New(notify.Config{})}
+	n := &node{addr: addr, bus: notify.New(notify.Config{}), router: cluster.NewRouter()}
 	n.registry = naming.NewRegistry(naming.Config{Limits: naming.Limits{MaxNameLength: 100, MaxMetadataBytes: 100, MaxBatchSize: 10}, Bus: n.bus})
 	tr := meshTransport{self: addr, mesh: m}
-	n.cluster = cluster.New(cluster.Config{Self: addr, ReportInterval: 50 * time.Millisecond, Transport: tr, Logger: hclog.NewNullLogger()})
+	var err error
+	n.cluster, err = cluster.New(cluster.Config{Self: addr, ReportInterval: 50 * time.Millisecond, Transport: tr,
+		Router: n.router, Bus: n.bus, Logger: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	logger := m.logger
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	var err error
-	n.distro, err = New(Config{Registry: n.registry, Cluster: n.cluster, Transport: tr, Bus: n.bus,
+	n.distro, err = New(Config{Registry: n.registry, Cluster: n.cluster, Transport: tr, Router: n.router, Bus: n.bus,
 		SyncDelay: 10 * time.Millisecond, RetryDelay: 50 * time.Millisecond, CallTimeout: time.Second,
 		VerifyInterval: 100 * time.Millisecond, ClientExpiry: 500 * time.Millisecond, SnapshotTimeout: 5 * time.Second,
 		Logger: logger, Metrics: prometheus.NewRegistry()})
@@ -317,10 +320,16 @@ func BenchmarkSnapshotLoad(b *testing.B) {
 				}
 			}
 			d := &Distro{cfg: Config{Registry: source}, self: "10.0.0.1:8848"}
+			members, err := cluster.New(cluster.Config{Self: "10.0.0.2:8848", Router: cluster.NewRouter(), Bus: notify.New(notify.Config{}),
+				Logger: hclog.NewNullLogger()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			members.SetMembers([]string{d.self, "10.0.0.2:8848"})
 			b.ResetTimer()
 			for b.Loop() {
 				target := naming.NewRegistry(naming.Config{Limits: naming.Limits{MaxNameLength: 100, MaxMetadataBytes: 1000, MaxBatchSize: 1000}, Bus: notify.New(notify.Config{})})
-				loader := &Distro{cfg: Config{Registry: target, Transport: snapshotOf{d}, SnapshotTimeout: time.Minute}, self: "10.0.0.2:8848"}
+				loader := &Distro{cfg: Config{Registry: target, Cluster: members, Transport: snapshotOf{d}, SnapshotTimeout: time.Minute}, self: "10.0.0.2:8848"}
 				if _, err := loader.loadFrom(ctx, d.self); err != nil {
 					b.Fatal(err)
 				}
@@ -344,7 +353,7 @@ func TestALoadingNodeAsksVerificationsForNothing(t *testing.T) {
 	}
 	need := func() []string {
 		t.Helper()
-		raw, err := d.Handle(context.Background(), "10.0.0.1:8848", VerifyKind, verify)
+		raw, err := d.handleVerify(context.Background(), "10.0.0.1:8848", verify)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -557,7 +566,10 @@ func TestASyncGoesInCallsOfAFewThousandInstancesAndRetriesTheRest(t *testing.T) 
 	members := addrs(2)
 	for _, failOn := range []int{0, 2} {
 		rec := &recorder{failOn: failOn}
-		c := cluster.New(cluster.Config{Self: members[0], Transport: rec, Logger: hclog.NewNullLogger()})
+		c, err := cluster.New(cluster.Config{Self: members[0], Transport: rec, Router: cluster.NewRouter(), Bus: notify.New(notify.Config{}), Logger: hclog.NewNullLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
 		c.SetMembers(members)
 		d := &Distro{cfg: Config{Registry: registry, Cluster: c, Transport: rec, CallTimeout: time.Second}, self: members[0]}
 		unsent, err := d.sync(ctx, members[1], maps.Clone(b))
@@ -587,6 +599,42 @@ func TestASyncGoesInCallsOfAFewThousandInstancesAndRetriesTheRest(t *testing.T) 
 		slices.Sort(wantUnsent)
 		if got := slices.Sorted(maps.Keys(unsent)); !slices.Equal(got, wantUnsent) || (err != nil) != (failOn != 0) {
 			t.Errorf("failOn %d: sync returned unsent %v, %v; want %v", failOn, got, err, wantUnsent)
+		}
+	}
+}
+
+// TestAMemberThatDoesNotAnswerHoldsUpNoOther: the syncs and verifications
+// to a member that takes each call to its timeout (a paused node, before it
+// is marked DOWN) must not delay those to the others, which would expire
+// the clients of a live owner.
+func TestAMemberThatDoesNotAnswerHoldsUpNoOther(t *testing.T) {
+	m := &mesh{nodes: map[string]*node{}}
+	members := addrs(3)
+	bTarget, _ := cluster.Address(members[1])
+	var hanging atomic.Bool
+	stuck := make(chan struct{})
+	m.onCall = func(target, _ string, _ []byte) error {
+		if target != bTarget || !hanging.Load() {
+			return nil
+		}
+		select { // as a call to a stopped process does, until its timeout
+		case <-stuck:
+		case <-time.After(time.Second):
+		}
+		return errors.New("b did not answer in time")
+	}
+	a, b, c := m.start(t, members[0], members), m.start(t, members[1], members), m.start(t, members[2], members)
+	t.Cleanup(func() { close(stuck) }) // before the nodes stop
+	a.register(t, "on-a", "10.1.0.1")
+	for _, n := range []*node{b, c} {
+		n.await(t, "10.1.0.1")
+	}
+	hanging.Store(true)
+	a.register(t, "on-a-2", "10.1.0.2") // a sync to b, which hangs
+	c.await(t, "10.1.0.1", "10.1.0.2")
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if got := c.ips(); len(got) != 2 {
+			t.Fatalf("c holds %v of a's live clients while a's calls to b hang", got)
 		}
 	}
 }

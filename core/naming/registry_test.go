@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -282,7 +283,7 @@ func TestSubscribe(t *testing.T) {
 	if got := h.Subscribers(svcA, map[string]struct{}{"s": {}, "other": {}}); len(got) != 1 {
 		t.Fatalf("targeted subscribers %+v", got)
 	}
-	if err := h.Unsubscribe("s", svcA); err != nil {
+	if _, err := h.Unsubscribe("s", svcA, ""); err != nil {
 		t.Fatal(err)
 	}
 	if subs := h.Subscribers(svcA, nil); len(subs) != 0 {
@@ -414,7 +415,6 @@ func TestLastRefTimeStrictlyIncreases(t *testing.T) {
 }
 
 func TestProtectionThreshold(t *testing.T) {
-	ctx := context.Background()
 	h := newHarness(t, nil)
 	for i := range 4 {
 		id := fmt.Sprintf("c%d", i)
@@ -435,19 +435,13 @@ func TestProtectionThreshold(t *testing.T) {
 	if info := h.view(t, svcA, ViewFilter{}); info.ReachProtectionThreshold || healthyCount(info) != 1 {
 		t.Fatalf("default threshold 0 with 1/4 healthy: got reach=%v healthy=%d", info.ReachProtectionThreshold, healthyCount(info))
 	}
-	if err := h.SetServiceMeta(ctx, svcA, ServiceMeta{ProtectThreshold: 0.3}); err != nil {
-		t.Fatal(err)
-	}
+	h.define(t, svcA, ServiceMeta{ProtectThreshold: 0.3})
 	info := h.view(t, svcA, ViewFilter{})
 	if !info.ReachProtectionThreshold || healthyCount(info) != 4 {
 		t.Fatalf("1/4 healthy ≤ 0.3: want every instance marked healthy; got reach=%v healthy=%d", info.ReachProtectionThreshold, healthyCount(info))
 	}
 	if healthyOnly := h.view(t, svcA, ViewFilter{HealthyOnly: true}); len(healthyOnly.Hosts) != 1 || healthyOnly.ReachProtectionThreshold {
 		t.Fatalf("healthy-only view: %+v", healthyOnly)
-	}
-	var invalid *InvalidError
-	if err := h.SetServiceMeta(ctx, svcA, ServiceMeta{ProtectThreshold: 1.5}); !errors.As(err, &invalid) {
-		t.Fatalf("threshold 1.5: %v", err)
 	}
 }
 
@@ -465,9 +459,9 @@ func TestListServices(t *testing.T) {
 	}
 	var all []string
 	for page, size := range []int{10, 10, 5, 0} {
-		count, names := h.ListServices("public", "g", page+1, 10)
-		if count != 25 || len(names) != size {
-			t.Fatalf("page %d: count %d, %d names; want 25, %d", page+1, count, len(names), size)
+		count, names, err := h.ListServices("public", "g", page+1, 10)
+		if err != nil || count != 25 || len(names) != size {
+			t.Fatalf("page %d: count %d, %d names, %v; want 25, %d", page+1, count, len(names), err, size)
 		}
 		all = append(all, names...)
 	}
@@ -513,5 +507,17 @@ func TestConcurrentClients(t *testing.T) {
 	defer h.mu.RUnlock()
 	if len(h.services) != 0 {
 		t.Fatalf("%d service entries left", len(h.services))
+	}
+}
+
+func TestListServicesPastTheEnd(t *testing.T) {
+	h := newHarness(t, nil)
+	h.connect(t, "c")
+	h.register(t, "c", Service{Namespace: "public", Group: "g", Name: "only"}, inst("10.0.0.1", 80))
+	for _, pageNo := range []int{2, 1 << 40, math.MaxInt / 10000, math.MaxInt/10000 + 2, math.MaxInt} {
+		count, names, err := h.ListServices("public", "g", pageNo, 10000)
+		if err != nil || count != 1 || names == nil || len(names) != 0 {
+			t.Errorf("page %d: count %d, names %v, %v; want 1 and an empty page", pageNo, count, names, err)
+		}
 	}
 }

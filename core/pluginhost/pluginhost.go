@@ -1,17 +1,20 @@
 // Package pluginhost runs the server's plugins — push executors, and, in a
 // cluster, the membership provider and the transport: built-ins from this
 // very binary ("sextant plugin NAME") or in process, and third parties'
-// binaries by path. It checks a binary's SHA-256 when configured, validates
+// binaries by path. It checks a binary's SHA-256 when configured — and a
+// built-in's always, against the server's binary as it was at Start — validates
 // each plugin's configuration block against the schema the plugin declares
 // before configuring it, supervises the processes (a plugin that dies is
 // restarted with backoff, and what waited for it goes on once it is back),
-// and re-emits plugin logs under the plugin's name.
+// re-emits plugin logs under the plugin's name, and removes the Unix socket
+// files of processes that are gone.
 package pluginhost
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +22,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sextantd/sextant/core/notify"
+	"github.com/sextantd/sextant/sdk/host"
 	"github.com/sextantd/sextant/sdk/membership"
 	sdkpush "github.com/sextantd/sextant/sdk/push"
 	"github.com/sextantd/sextant/sdk/transport"
@@ -26,11 +31,17 @@ import (
 
 // Spec is one plugin the configuration asks for.
 type Spec struct {
-	// Name is the plugin's key in the configuration, and the name of a
-	// built-in when Path is empty.
+	// Name is the plugin's key in the configuration, and the name of the
+	// built-in it runs when Path and Builtin are empty.
 	Name string
-	// Path of a plugin binary; "" runs the built-in Name from this binary.
+	// Path of a plugin binary, run with Args; "" runs a built-in from this
+	// binary.
 	Path string
+	Args []string
+	// Builtin is the built-in to run under Name, when Path is empty: one
+	// built-in twice with different settings, or under a name of the
+	// user's; "" runs the built-in Name.
+	Builtin string
 	// SHA256 of the binary at Path, hex; checked before every start when set.
 	SHA256 string
 	// InProcess runs a built-in inside the server, without a process.
@@ -53,6 +64,31 @@ func (b Builtins) has(name string) bool {
 	return push || member || tr
 }
 
+// of returns the names of the built-ins of kind k, sorted.
+func (b Builtins) of(k host.Kind) []string {
+	switch k {
+	case host.KindPush:
+		return slices.Sorted(maps.Keys(b.Push))
+	case host.KindMembership:
+		return slices.Sorted(maps.Keys(b.Membership))
+	case host.KindTransport:
+		return slices.Sorted(maps.Keys(b.Transport))
+	}
+	return nil
+}
+
+// builtin is the built-in the plugin runs: Builtin, or Name; "" for a
+// binary given by path.
+func (s Spec) builtin() string {
+	switch {
+	case s.Path != "":
+		return ""
+	case s.Builtin != "":
+		return s.Builtin
+	}
+	return s.Name
+}
+
 // Config configures a Host.
 type Config struct {
 	// Push are the push plugins to run.
@@ -60,19 +96,23 @@ type Config struct {
 	// Membership and Transport are the cluster's plugins; nil runs none.
 	Membership, Transport *Spec
 	Builtins              Builtins
-	// Executable runs built-ins: Executable plugin NAME.
+	// Executable runs built-ins: Executable plugin NAME. Start takes its
+	// SHA-256, which every launch of a built-in then requires: a binary
+	// replaced on disk since is refused.
 	Executable string
 	// Connections is the host service push plugins send through.
 	Connections sdkpush.Connections
-	// Inbound takes what the transport receives from peers.
+	// Inbound takes what the transport receives from peers (the cluster's
+	// router).
 	Inbound transport.Inbound
 	// Self is this node's HTTP address; ClusterListen is where the transport
 	// listens for peers.
 	Self, ClusterListen string
-	// OnMembers takes every member list the membership provider reports.
-	OnMembers func([]string)
-	Logger    hclog.Logger
-	Metrics   prometheus.Registerer
+	// Bus takes every member list the membership provider reports, as a
+	// cluster.MembersReported event.
+	Bus     *notify.Bus
+	Logger  hclog.Logger
+	Metrics prometheus.Registerer
 }
 
 // Executor is a running push executor with what it declared.
@@ -88,15 +128,28 @@ type Host struct {
 	cfg       Config
 	metrics   *metrics
 	transport *TransportPlugin
+	sockets   sockets
+	// executableSum is the SHA-256 of cfg.Executable at Start, when a
+	// built-in runs out of process.
+	executableSum []byte
+
+	// stopping is closed by BeginStop: a plugin process that exits from
+	// then on does so because the server stops, and is not restarted.
+	stopping     chan struct{}
+	stoppingOnce sync.Once
 
 	mu      sync.Mutex
 	running []interface{ stop() }
 	push    []*pushPlugin
+	plugins []statusReporter // every plugin started, for Status (status.go)
+
+	sumsMu sync.Mutex
+	sums   map[string]string // plugin binaries' SHA-256 by path, for the log
 }
 
 // New returns a host that starts nothing until Start.
 func New(cfg Config) *Host {
-	h := &Host{cfg: cfg, metrics: newMetrics(cfg.Metrics)}
+	h := &Host{cfg: cfg, metrics: newMetrics(cfg.Metrics), stopping: make(chan struct{})}
 	if cfg.Transport != nil {
 		h.transport = newTransportPlugin(h, *cfg.Transport)
 	}
@@ -109,6 +162,16 @@ func New(cfg Config) *Host {
 // handshake, a plugin of another kind, an invalid configuration block. It
 // also requires exactly one rpc push executor and at most one udp one.
 func (h *Host) Start(ctx context.Context) error {
+	if err := h.checkBuiltins(); err != nil {
+		return err
+	}
+	if slices.ContainsFunc(h.specs(), func(s Spec) bool { return s.Path == "" && !s.InProcess }) {
+		sum, err := fileSHA256(h.cfg.Executable)
+		if err != nil {
+			return fmt.Errorf("plugins: the server's binary, which runs the built-in plugins: %w", err)
+		}
+		h.executableSum = sum
+	}
 	if h.transport != nil {
 		if err := h.startOne(ctx, h.cfg.Transport.Name, h.transport.supervisor); err != nil {
 			return err
@@ -121,7 +184,7 @@ func (h *Host) Start(ctx context.Context) error {
 	}
 	for _, spec := range h.cfg.Push {
 		p := newPushPlugin(h, spec)
-		if err := h.startOne(ctx, spec.Name, p.supervisor); err != nil {
+		if err := h.startOne(ctx, spec.Name, p); err != nil {
 			return err
 		}
 		h.mu.Lock()
@@ -134,11 +197,54 @@ func (h *Host) Start(ctx context.Context) error {
 	return nil
 }
 
+// checkBuiltins checks, before anything starts, that every plugin naming
+// the built-in it runs (Spec.Builtin) names one of its kind.
+func (h *Host) checkBuiltins() error {
+	var errs []error
+	check := func(spec Spec, k host.Kind) {
+		if spec.Builtin == "" || spec.Path != "" {
+			return
+		}
+		names := h.cfg.Builtins.of(k)
+		if slices.Contains(names, spec.Builtin) {
+			return
+		}
+		those := "this binary has none"
+		if len(names) > 0 {
+			those = "those are: " + strings.Join(names, ", ")
+		}
+		errs = append(errs, fmt.Errorf("plugins.%s.builtin: %q is not a built-in %s plugin (%s)", spec.Name, spec.Builtin, k, those))
+	}
+	if h.cfg.Transport != nil {
+		check(*h.cfg.Transport, host.KindTransport)
+	}
+	if h.cfg.Membership != nil {
+		check(*h.cfg.Membership, host.KindMembership)
+	}
+	for _, spec := range h.cfg.Push {
+		check(spec, host.KindPush)
+	}
+	return errors.Join(errs...)
+}
+
+// specs are the plugins to run.
+func (h *Host) specs() []Spec {
+	specs := slices.Clone(h.cfg.Push)
+	for _, s := range []*Spec{h.cfg.Membership, h.cfg.Transport} {
+		if s != nil {
+			specs = append(specs, *s)
+		}
+	}
+	return specs
+}
+
 // startOne starts a plugin; on failure it stops what was started.
 func (h *Host) startOne(ctx context.Context, name string, s interface {
 	start(context.Context) error
 	stop()
+	statusReporter
 }) error {
+	h.track(s)
 	if err := s.start(ctx); err != nil {
 		return errors.Join(fmt.Errorf("plugin %s: %w", name, err), h.Stop(ctx))
 	}
@@ -183,15 +289,32 @@ func (h *Host) Executors() []Executor {
 // Transport is the cluster's transport (nil when none is configured).
 func (h *Host) Transport() *TransportPlugin { return h.transport }
 
+// BeginStop tells the host that the server is stopping, before Stop: from
+// then on a plugin process that exits is expected — the signal that stops
+// the server (SIGTERM or SIGINT to its process group) may reach the plugins
+// too — so it is logged at info and not restarted. Stop then stops the
+// plugins that still run, in order.
+func (h *Host) BeginStop() {
+	h.stoppingOnce.Do(func() { close(h.stopping) })
+}
+
 // Stop stops every plugin, in the reverse order of their start, and waits
-// for their processes to exit.
+// for their processes to exit. The push plugins, started last and in no
+// order that matters, stop together: each may take a second or two to exit.
 func (h *Host) Stop(context.Context) error {
 	h.mu.Lock()
 	running := h.running
+	pushes := min(len(h.push), len(running)) // the last ones started
 	h.running, h.push = nil, nil
 	h.mu.Unlock()
-	for _, p := range slices.Backward(running) {
+	var wg sync.WaitGroup
+	for _, p := range running[len(running)-pushes:] {
+		wg.Go(p.stop)
+	}
+	wg.Wait()
+	for _, p := range slices.Backward(running[:len(running)-pushes]) {
 		p.stop()
 	}
+	h.sockets.remove()
 	return nil
 }

@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
-	"github.com/sextantd/sextant/sdk"
+	"github.com/sextantd/sextant/sdk/host"
 	sdkpush "github.com/sextantd/sextant/sdk/push"
 )
 
@@ -23,8 +24,7 @@ type pushPlugin struct {
 func newPushPlugin(h *Host, spec Spec) *pushPlugin {
 	p := &pushPlugin{}
 	p.supervisor = newSupervisor(h, spec, kind[sdkpush.Executor]{
-		name:      sdk.KindPush,
-		dispense:  sdkpush.DispenseName,
+		name:      host.KindPush,
 		attach:    p.attach,
 		inProcess: p.inProcess,
 	})
@@ -33,7 +33,7 @@ func newPushPlugin(h *Host, spec Spec) *pushPlugin {
 
 func (p *pushPlugin) attach(ctx context.Context, raw any) (instance[sdkpush.Executor], error) {
 	var none instance[sdkpush.Executor]
-	pc, ok := raw.(*sdkpush.Client)
+	pc, ok := raw.(*host.Push)
 	if !ok {
 		return none, fmt.Errorf("dispensed %T, not a push plugin", raw)
 	}
@@ -41,7 +41,7 @@ func (p *pushPlugin) attach(ctx context.Context, raw any) (instance[sdkpush.Exec
 	if err != nil {
 		return none, fmt.Errorf("describing itself: %w", err)
 	}
-	config, err := checkSchema(sdk.KindPush, desc.Kind, desc.Config, p.spec.Config)
+	config, err := checkSchema(host.KindPush, desc.Kind, desc.Config, p.spec.Config)
 	if err != nil {
 		return none, err
 	}
@@ -67,14 +67,14 @@ func (p *pushPlugin) attach(ctx context.Context, raw any) (instance[sdkpush.Exec
 		p.role, p.interest = desc.Role, interest
 	}
 	p.log.Info("push plugin", "plugin", desc.Name, "version", desc.Version, "role", desc.Role)
-	return instance[sdkpush.Executor]{value: exec, done: either(pc.Exited(), exec.Done()), close: cancel}, nil
+	return instance[sdkpush.Executor]{value: exec, done: either(pc.Exited(), exec.Done()), exited: pc.Exited(), close: cancel}, nil
 }
 
 func (p *pushPlugin) inProcess() (instance[sdkpush.Executor], error) {
 	var none instance[sdkpush.Executor]
-	builtin, ok := p.host.cfg.Builtins.Push[p.spec.Name]
+	builtin, ok := p.host.cfg.Builtins.Push[p.spec.builtin()]
 	if !ok {
-		return none, fmt.Errorf("in_process is only for built-in plugins, and %s is not a push one", p.spec.Name)
+		return none, fmt.Errorf("in_process is only for built-in plugins, and %s is not a push one", p.spec.builtin())
 	}
 	if err := checkRole(builtin.Role); err != nil {
 		return none, err
@@ -88,7 +88,15 @@ func (p *pushPlugin) inProcess() (instance[sdkpush.Executor], error) {
 		return none, err
 	}
 	p.role, p.interest = builtin.Role, interest
-	return instance[sdkpush.Executor]{value: exec}, nil
+	inst := instance[sdkpush.Executor]{value: exec}
+	if c, ok := exec.(io.Closer); ok { // its socket, say: released when the host stops
+		inst.close = func() {
+			if err := c.Close(); err != nil {
+				p.log.Warn("closing the in-process executor", "error", err)
+			}
+		}
+	}
+	return inst, nil
 }
 
 func checkRole(r sdkpush.Role) error {

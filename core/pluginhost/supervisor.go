@@ -7,20 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 
 	"github.com/sextantd/sextant/sdk"
-	"github.com/sextantd/sextant/sdk/membership"
-	sdkpush "github.com/sextantd/sextant/sdk/push"
-	"github.com/sextantd/sextant/sdk/transport"
+	"github.com/sextantd/sextant/sdk/host"
 )
 
 // Restart backoff after a plugin dies: the first restart is quick, repeated
@@ -31,17 +30,16 @@ const (
 	startTimeout = 15 * time.Second
 )
 
-// pluginSets are the plugins a host can dispense from any plugin binary, by
-// kind; a binary serves one.
-var pluginSets = func() goplugin.PluginSet {
-	set := goplugin.PluginSet{}
-	for _, s := range []goplugin.PluginSet{sdkpush.PluginSet(), membership.PluginSet(), transport.PluginSet()} {
-		for name, p := range s {
-			set[name] = p
-		}
-	}
-	return set
-}()
+// exitWait is how long a plugin whose stream or connection ended is given
+// to exit by itself, so that the log says how it ended (its exit status)
+// rather than that it was killed. signalGrace is how long the host waits
+// for the server to begin stopping (BeginStop) when a plugin died of
+// SIGTERM or SIGINT: a signal to the process group reaches the server and
+// its plugins at once, and the plugin may die first.
+const (
+	exitWait    = time.Second
+	signalGrace = time.Second
+)
 
 // instance is a plugin in use: what the host calls, and how it ends.
 type instance[T any] struct {
@@ -49,15 +47,15 @@ type instance[T any] struct {
 	// done is closed when the instance stops working (its process died);
 	// nil for an in-process instance, which does not.
 	done <-chan struct{}
+	// exited is closed once its process has exited; nil in process.
+	exited <-chan struct{}
 	// close releases it.
 	close func()
 }
 
 // kind adapts the supervisor to one kind of plugin.
 type kind[T any] struct {
-	name sdk.Kind
-	// dispense is the go-plugin name to dispense the plugin by.
-	dispense string
+	name host.Kind
 	// attach checks what a freshly started process is, configures it and
 	// starts using it.
 	attach func(ctx context.Context, raw any) (instance[T], error)
@@ -74,17 +72,33 @@ type supervisor[T any] struct {
 	log  hclog.Logger
 
 	mu       sync.Mutex
-	current  *instance[T]     // nil while the process restarts
-	up       chan struct{}    // closed while current is set
-	proc     *goplugin.Client // the running process, if out of process
+	current  *instance[T]  // nil while the process restarts
+	since    time.Time     // when current was set
+	up       chan struct{} // closed while current is set
+	proc     *process      // the running process, if out of process
 	stopping bool
+	quiet    atomic.Bool   // set by stop before it releases the instance
 	stopped  chan struct{} // closed by stop
 	done     chan struct{} // closed when supervision has ended
+
+	// What Status reports beyond the above (status.go), under mu: the
+	// deaths of its process, and its last failure.
+	restarts  int
+	lastErr   string
+	lastErrAt time.Time
+
+	// processes bounds the plugin's processes: kill, called once stop has
+	// released the instance, ends one still in its handshake too (go-plugin's
+	// own Kill waits for a handshake to end first).
+	processes context.Context
+	kill      context.CancelFunc
 }
 
 func newSupervisor[T any](h *Host, spec Spec, k kind[T]) *supervisor[T] {
+	processes, kill := context.WithCancel(context.Background())
 	return &supervisor[T]{spec: spec, kind: k, host: h, log: h.cfg.Logger.Named(spec.Name),
-		up: make(chan struct{}), stopped: make(chan struct{}), done: make(chan struct{})}
+		up: make(chan struct{}), stopped: make(chan struct{}), done: make(chan struct{}),
+		processes: processes, kill: kill}
 }
 
 // start runs the plugin once, failing with what went wrong.
@@ -99,7 +113,7 @@ func (s *supervisor[T]) start(ctx context.Context) error {
 			return err
 		}
 		s.set(inst, nil)
-		s.log.Info("plugin running in process", "kind", s.kind.name)
+		s.log.Info("plugin running in process", "kind", s.kind.name, "builtin", s.spec.builtin())
 		return nil
 	}
 	proc, inst, err := s.launch(ctx)
@@ -108,65 +122,88 @@ func (s *supervisor[T]) start(ctx context.Context) error {
 		return err
 	}
 	s.set(inst, proc)
-	s.log.Info("plugin started", "kind", s.kind.name, "pid", proc.ReattachConfig().Pid)
+	s.log.Info("plugin started", append([]any{"kind", s.kind.name, "pid", proc.pid()}, s.binary()...)...)
 	go s.supervise(inst)
 	return nil
 }
 
+// binary returns what the log says of the plugin's binary: its path and
+// SHA-256, and for a built-in its name (the path is the server's own
+// binary's).
+func (s *supervisor[T]) binary() []any {
+	if b := s.spec.builtin(); b != "" {
+		return []any{"path", s.host.cfg.Executable, "builtin", b, "sha256", hex.EncodeToString(s.host.executableSum)}
+	}
+	return []any{"path", s.spec.Path, "sha256", s.host.sha256Of(s.spec.Path)}
+}
+
 // launch starts the plugin's process and attaches to it.
-func (s *supervisor[T]) launch(ctx context.Context) (*goplugin.Client, instance[T], error) {
+func (s *supervisor[T]) launch(ctx context.Context) (*process, instance[T], error) {
 	var none instance[T]
 	cmd, err := s.command()
 	if err != nil {
 		return nil, none, err
 	}
-	cmd.Env = append(os.Environ(), sdk.LogLevelEnv+"="+s.log.GetLevel().String())
-	cfg := &goplugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: map[int]goplugin.PluginSet{sdk.ProtocolVersion: pluginSets},
-		Cmd:              cmd,
-		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-		AutoMTLS:         true,
-		StartTimeout:     startTimeout,
-		Logger:           fixedName{s.log},
-		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(sdk.MaxMessageSize), grpc.MaxCallSendMsgSize(sdk.MaxMessageSize))},
-	}
-	if s.spec.SHA256 != "" {
+	cfg := host.ClientConfig(cmd, fixedName{Logger: s.log, stopping: s.beingStopped})
+	cfg.StartTimeout = startTimeout
+	stderr := &stderrTail{}
+	cfg.Stderr = stderr
+	switch {
+	case s.spec.Path == "":
+		// A built-in runs from the server's own binary, as it was at Start.
+		cfg.SecureConfig = &goplugin.SecureConfig{Checksum: s.host.executableSum, Hash: sha256.New()}
+	case s.spec.SHA256 != "":
 		sum, err := hex.DecodeString(s.spec.SHA256)
 		if err != nil {
 			return nil, none, fmt.Errorf("sha256 %q is not hex: %w", s.spec.SHA256, err)
 		}
 		cfg.SecureConfig = &goplugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
 	}
-	client := goplugin.NewClient(cfg)
-	rpc, err := client.Client()
+	// The process makes its socket in a directory of its own, removed
+	// once it is gone; the host's services ride that socket, so the host
+	// makes none. ClientConfig has put the environment in cmd.Env already,
+	// so that this setting comes last and counts.
+	dir, err := s.host.sockets.dir()
 	if err != nil {
-		client.Kill()
-		return nil, none, fmt.Errorf("starting %s: %w", cmd.Path, err)
+		return nil, none, err
 	}
-	raw, err := rpc.Dispense(s.kind.dispense)
+	cmd.Env = append(cmd.Env, goplugin.EnvUnixSocketDir+"="+dir)
+	cfg.SkipHostEnv = true
+	cfg.GRPCBrokerMultiplex = true
+	proc := &process{client: goplugin.NewClient(cfg), dir: dir, cmd: cmd}
+	rpc, err := proc.client.Client()
+	switch {
+	case errors.Is(err, goplugin.ErrChecksumsDoNotMatch) && s.spec.Path == "":
+		proc.kill()
+		return nil, none, fmt.Errorf("the server's binary %s has changed since the server started (its SHA-256 differs), so its built-in plugins are not run from it: restart the server", cmd.Path)
+	case err != nil:
+		proc.kill() // and wait for it: its stderr has been read then
+		return nil, none, proc.said(fmt.Errorf("starting %s: %w", cmd.Path, err), stderr)
+	}
+	stderr.close()
+	proc.osPID = proc.client.ReattachConfig().Pid
+	raw, err := host.Dispense(rpc, s.kind.name)
 	if err != nil {
-		client.Kill()
+		proc.kill()
 		return nil, none, fmt.Errorf("%s does not serve %s plugins: %w", cmd.Path, s.kind.name, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	inst, err := s.kind.attach(ctx, raw)
 	if err != nil {
-		client.Kill()
+		proc.kill()
 		return nil, none, err
 	}
-	return client, inst, nil
+	return proc, inst, nil
 }
 
 // command returns how to run the plugin: its own binary, or this one.
 func (s *supervisor[T]) command() (*exec.Cmd, error) {
-	if s.spec.Path == "" {
-		if !s.host.cfg.Builtins.has(s.spec.Name) {
+	if b := s.spec.builtin(); b != "" {
+		if !s.host.cfg.Builtins.has(b) {
 			return nil, errors.New("no built-in plugin has this name, and no path is set")
 		}
-		return exec.Command(s.host.cfg.Executable, "plugin", s.spec.Name), nil
+		return exec.CommandContext(s.processes, s.host.cfg.Executable, "plugin", b), nil
 	}
 	if _, err := os.Stat(s.spec.Path); err != nil {
 		return nil, fmt.Errorf("binary: %w", err)
@@ -176,7 +213,7 @@ func (s *supervisor[T]) command() (*exec.Cmd, error) {
 			return nil, err
 		}
 	}
-	return exec.Command(s.spec.Path), nil
+	return exec.CommandContext(s.processes, s.spec.Path, s.spec.Args...), nil
 }
 
 func checkSHA256(path, want string) error {
@@ -197,28 +234,40 @@ func checkSHA256(path, want string) error {
 
 // set makes inst the current instance, unless the plugin is stopping (then
 // it is released); it reports whether inst was taken.
-func (s *supervisor[T]) set(inst instance[T], proc *goplugin.Client) bool {
+func (s *supervisor[T]) set(inst instance[T], proc *process) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopping {
 		release(inst, proc)
 		return false
 	}
-	s.current, s.proc = &inst, proc
+	s.current, s.proc, s.since = &inst, proc, time.Now()
 	close(s.up)
 	return true
 }
 
-func release[T any](inst instance[T], proc *goplugin.Client) {
+// ServingSince returns when the plugin's current process began serving;
+// now while it is restarting (or not started).
+func (s *supervisor[T]) ServingSince() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.current == nil {
+		return time.Now()
+	}
+	return s.since
+}
+
+func release[T any](inst instance[T], proc *process) {
 	if inst.close != nil {
 		inst.close()
 	}
 	if proc != nil {
-		proc.Kill()
+		proc.kill()
 	}
 }
 
-// supervise restarts the plugin whenever its instance dies, until stop.
+// supervise restarts the plugin whenever its instance dies, until stop or,
+// once the server has begun to stop, until the process exits.
 func (s *supervisor[T]) supervise(inst instance[T]) {
 	defer close(s.done)
 	for {
@@ -228,38 +277,80 @@ func (s *supervisor[T]) supervise(inst instance[T]) {
 			return
 		}
 		s.mu.Lock()
+		if s.stopping { // stop released the instance: not a death
+			s.mu.Unlock()
+			return
+		}
 		proc := s.proc
 		s.current, s.proc, s.up = nil, nil, make(chan struct{})
 		s.mu.Unlock()
-		release(inst, proc)
+		exited := awaitClosed(inst.exited, exitWait)
+		release(inst, proc) // the process has exited once this returns
+		reason := "it stopped serving (its stream or connection ended), and was stopped"
+		if exited {
+			reason = proc.exitStatus()
+		}
+		if s.host.exitExpected(exited && proc.stoppedBySignal()) {
+			s.log.Info("plugin exited as the server stops; not restarting it", "pid", proc.pid(), "reason", reason)
+			return
+		}
+		s.mu.Lock()
+		s.restarts++
+		s.lastErr, s.lastErrAt = fmt.Errorf("%w: %s", errExited, reason).Error(), time.Now()
+		restarts := s.restarts
+		s.mu.Unlock()
 		s.host.metrics.restarts.WithLabelValues(s.spec.Name).Inc()
-		s.log.Warn("plugin exited; restarting")
+		s.log.Warn("plugin exited; restarting", "pid", proc.pid(), "reason", reason)
 		var ok bool
-		if inst, ok = s.restart(); !ok {
+		if inst, ok = s.restart(restarts, reason); !ok {
 			return
 		}
 	}
 }
 
 // restart launches the plugin again, with growing backoff, until it runs or
-// the plugin is stopped (then it reports false).
-func (s *supervisor[T]) restart() (instance[T], bool) {
+// the plugin is stopped, or the server begins to stop (then it reports
+// false). restarts and reason are what the log says of this restart.
+func (s *supervisor[T]) restart(restarts int, reason string) (instance[T], bool) {
 	for backoff := firstBackoff; ; backoff = min(2*backoff, maxBackoff) {
 		select {
 		case <-s.stopped:
+			return instance[T]{}, false
+		case <-s.host.stopping:
+			s.log.Info("not restarting the plugin: the server stops")
 			return instance[T]{}, false
 		case <-time.After(backoff):
 		}
 		proc, inst, err := s.launch(context.Background())
 		if err != nil {
-			s.log.Error("restarting the plugin failed", "error", err, "next_try_in", 2*backoff)
+			s.failed(err)
+			select {
+			case <-s.host.stopping:
+			default:
+				s.log.Error("restarting the plugin failed", "error", err, "next_try_in", 2*backoff)
+			}
 			continue
 		}
 		if !s.set(inst, proc) {
 			return instance[T]{}, false
 		}
-		s.log.Info("plugin restarted", "pid", proc.ReattachConfig().Pid)
+		s.log.Info("plugin restarted", append([]any{"pid", proc.pid(), "restarts", restarts, "reason", reason}, s.binary()...)...)
 		return inst, true
+	}
+}
+
+// awaitClosed reports whether ch is closed, waiting up to d for it.
+func awaitClosed(ch <-chan struct{}, d time.Duration) bool {
+	if ch == nil {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
 	}
 }
 
@@ -292,6 +383,7 @@ func (s *supervisor[T]) stop() {
 		return
 	}
 	s.stopping = true
+	s.quiet.Store(true)
 	close(s.stopped)
 	cur, proc := s.current, s.proc
 	s.current, s.proc = nil, nil
@@ -299,19 +391,111 @@ func (s *supervisor[T]) stop() {
 	if cur != nil {
 		release(*cur, proc)
 	}
+	s.kill() // a process still starting ends now, not at the start timeout
 	<-s.done
 }
 
+// beingStopped reports whether the plugin is being stopped: by Stop, or as
+// the server begins to stop. It takes no lock: go-plugin logs while stop
+// holds the supervisor's.
+func (s *supervisor[T]) beingStopped() bool {
+	select {
+	case <-s.host.stopping:
+		return true
+	default:
+		return s.quiet.Load()
+	}
+}
+
 // fixedName is a logger that keeps its name: go-plugin names the plugin's
-// log after its binary, which for built-ins is the server's own.
-type fixedName struct{ hclog.Logger }
+// log after its binary, which for built-ins is the server's own, and passes
+// on the plugin's own "@module" field, which would replace the name in JSON
+// output; both are dropped. It also lowers what is no error to debug:
+// go-plugin's line about a process that ended (the supervisor says how it
+// ended, at the level that fits), and, while the plugin is being stopped,
+// the complaints of the connection's teardown that go-plugin's multiplexer
+// (yamux) logs in both processes.
+type fixedName struct {
+	hclog.Logger
+	stopping func() bool
+}
 
 func (f fixedName) Named(string) hclog.Logger      { return f }
 func (f fixedName) ResetNamed(string) hclog.Logger { return f }
 
+func (f fixedName) Log(level hclog.Level, msg string, args ...any) {
+	f.Logger.Log(f.level(level, msg), msg, withoutModule(args)...)
+}
+func (f fixedName) Trace(msg string, args ...any) { f.Log(hclog.Trace, msg, args...) }
+func (f fixedName) Debug(msg string, args ...any) { f.Log(hclog.Debug, msg, args...) }
+func (f fixedName) Info(msg string, args ...any)  { f.Log(hclog.Info, msg, args...) }
+func (f fixedName) Warn(msg string, args ...any)  { f.Log(hclog.Warn, msg, args...) }
+func (f fixedName) Error(msg string, args ...any) { f.Log(hclog.Error, msg, args...) }
+
+// level is the level msg is logged at, given the level it came with.
+func (f fixedName) level(level hclog.Level, msg string) hclog.Level {
+	switch {
+	case level < hclog.Warn:
+		return level
+	case level == hclog.Error && msg == goPluginExited,
+		(strings.HasPrefix(msg, "yamux: ") || strings.Contains(msg, "use of closed network connection")) && f.stopping():
+		return hclog.Debug
+	}
+	return level
+}
+
+// StandardLogger and StandardWriter take the lines of a standard library
+// logger (as go-plugin makes one for yamux) through f, with the level their
+// prefix says ("[ERR] ", "[WARN] ", "[DEBUG] "...), info without one.
+func (f fixedName) StandardLogger(opts *hclog.StandardLoggerOptions) *log.Logger {
+	return log.New(f.StandardWriter(opts), "", 0)
+}
+
+// StandardWriter: see StandardLogger.
+func (f fixedName) StandardWriter(*hclog.StandardLoggerOptions) io.Writer { return stdlogWriter{f} }
+
+type stdlogWriter struct{ f fixedName }
+
+func (w stdlogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := hclog.Info
+	if rest, ok := strings.CutPrefix(line, "["); ok {
+		if tag, msg, ok := strings.Cut(rest, "]"); ok {
+			switch tag {
+			case "TRACE":
+				level = hclog.Trace
+			case "DEBUG":
+				level = hclog.Debug
+			case "INFO":
+				level = hclog.Info
+			case "WARN":
+				level = hclog.Warn
+			case "ERR", "ERROR":
+				level = hclog.Error
+			}
+			line = strings.TrimSpace(msg)
+		}
+	}
+	w.f.Log(level, line)
+	return len(p), nil
+}
+
+// goPluginExited is go-plugin's message when a plugin process ends.
+const goPluginExited = "plugin process exited"
+
+// withoutModule is args without an "@module" key and its value.
+func withoutModule(args []any) []any {
+	for i := 0; i+1 < len(args); i += 2 {
+		if args[i] == "@module" {
+			return append(args[:i:i], args[i+2:]...)
+		}
+	}
+	return args
+}
+
 // checkSchema validates a described plugin's kind and schema, and the user's
 // block against the schema.
-func checkSchema(want, got sdk.Kind, schema sdk.Schema, block map[string]any) ([]byte, error) {
+func checkSchema(want, got host.Kind, schema sdk.Schema, block map[string]any) ([]byte, error) {
 	if got != want {
 		return nil, fmt.Errorf("is a %q plugin, not a %s plugin", got, want)
 	}

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/sextantd/sextant/sdk"
+	"github.com/sextantd/sextant/sdk/host"
 	"github.com/sextantd/sextant/sdk/transport"
 )
 
@@ -20,8 +20,7 @@ type TransportPlugin struct {
 func newTransportPlugin(h *Host, spec Spec) *TransportPlugin {
 	p := &TransportPlugin{}
 	p.supervisor = newSupervisor(h, spec, kind[transport.Transport]{
-		name:      sdk.KindTransport,
-		dispense:  transport.DispenseName,
+		name:      host.KindTransport,
 		attach:    p.attach,
 		inProcess: p.inProcess,
 	})
@@ -30,7 +29,7 @@ func newTransportPlugin(h *Host, spec Spec) *TransportPlugin {
 
 func (p *TransportPlugin) attach(ctx context.Context, raw any) (instance[transport.Transport], error) {
 	var none instance[transport.Transport]
-	tc, ok := raw.(*transport.Client)
+	tc, ok := raw.(*host.Transport)
 	if !ok {
 		return none, fmt.Errorf("dispensed %T, not a transport plugin", raw)
 	}
@@ -38,7 +37,7 @@ func (p *TransportPlugin) attach(ctx context.Context, raw any) (instance[transpo
 	if err != nil {
 		return none, fmt.Errorf("describing itself: %w", err)
 	}
-	config, err := checkSchema(sdk.KindTransport, desc.Kind, desc.Config, p.spec.Config)
+	config, err := checkSchema(host.KindTransport, desc.Kind, desc.Config, p.spec.Config)
 	if err != nil {
 		return none, err
 	}
@@ -56,7 +55,7 @@ func (p *TransportPlugin) attach(ctx context.Context, raw any) (instance[transpo
 		return none, fmt.Errorf("listening on %s: %w", p.host.cfg.ClusterListen, err)
 	}
 	p.log.Info("transport plugin", "plugin", desc.Name, "version", desc.Version, "listen", p.host.cfg.ClusterListen)
-	return instance[transport.Transport]{value: rt, done: either(tc.Exited(), rt.Done()), close: func() {
+	return instance[transport.Transport]{value: rt, done: either(tc.Exited(), rt.Done()), exited: tc.Exited(), close: func() {
 		_ = rt.Close()
 		cancel()
 	}}, nil
@@ -64,9 +63,9 @@ func (p *TransportPlugin) attach(ctx context.Context, raw any) (instance[transpo
 
 func (p *TransportPlugin) inProcess() (instance[transport.Transport], error) {
 	var none instance[transport.Transport]
-	builtin, ok := p.host.cfg.Builtins.Transport[p.spec.Name]
+	builtin, ok := p.host.cfg.Builtins.Transport[p.spec.builtin()]
 	if !ok {
-		return none, fmt.Errorf("in_process is only for built-in plugins, and %s is not a transport one", p.spec.Name)
+		return none, fmt.Errorf("in_process is only for built-in plugins, and %s is not a transport one", p.spec.builtin())
 	}
 	config, err := builtin.Config.Check(p.spec.Config)
 	if err != nil {

@@ -48,7 +48,7 @@ func (r *recorder) setFail(f func(sdkpush.Target) bool) {
 }
 
 // next returns the next batch, failing the test after a while.
-func (r *recorder) next(t *testing.T) sdkpush.Batch {
+func (r *recorder) next(t testing.TB) sdkpush.Batch {
 	t.Helper()
 	select {
 	case b := <-r.batches:
@@ -76,21 +76,35 @@ func (r *recorder) awaitPushed(t *testing.T, ids ...string) {
 type fixture struct {
 	registry *naming.Registry
 	exec     *recorder // the rpc executor
+	pusher   *Pusher
 }
 
 func newRecorder() *recorder { return &recorder{batches: make(chan sdkpush.Batch, 100)} }
 
+// fixedRoutes are executors that are always the same.
+type fixedRoutes []Route
+
+func (r fixedRoutes) Routes() []Route { return r }
+
 // start runs a pusher whose rpc executor is the fixture's recorder, plus the
 // extra routes given.
-func start(t *testing.T, delay, retry time.Duration, extra ...Route) *fixture {
+func start(t testing.TB, delay, retry time.Duration, extra ...Route) *fixture {
+	t.Helper()
+	return startWith(t, func(c *Config) { c.Delay, c.RetryDelay = delay, retry }, extra...)
+}
+
+// startWith is start with the configuration set sets.
+func startWith(t testing.TB, set func(*Config), extra ...Route) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	bus := notify.New(notify.Config{})
 	registry := naming.NewRegistry(naming.Config{Limits: naming.Limits{MaxNameLength: 100, MaxMetadataBytes: 100, MaxBatchSize: 10}, Bus: bus})
 	exec := newRecorder()
 	routes := append([]Route{{Name: "rpc", Role: sdkpush.RoleRPC, Executor: exec}}, extra...)
-	p, err := New(Config{Registry: registry, Bus: bus, Routes: func() []Route { return routes }, Delay: delay, Timeout: time.Second,
-		RetryDelay: retry, Logger: hclog.NewNullLogger(), Metrics: prometheus.NewRegistry()})
+	cfg := Config{Registry: registry, Bus: bus, Executors: fixedRoutes(routes), Timeout: time.Second,
+		Logger: hclog.NewNullLogger(), Metrics: prometheus.NewRegistry()}
+	set(&cfg)
+	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +122,7 @@ func start(t *testing.T, delay, retry time.Duration, extra ...Route) *fixture {
 			t.Error(err)
 		}
 	})
-	return &fixture{registry: registry, exec: exec}
+	return &fixture{registry: registry, exec: exec, pusher: p}
 }
 
 var svc = naming.Service{Namespace: "public", Group: "DEFAULT_GROUP", Name: "orders"}
@@ -117,7 +131,7 @@ func instance(ip string) naming.Instance {
 	return naming.Instance{ID: ip, IP: ip, Port: 80, Weight: 1, Healthy: true, Enabled: true, Ephemeral: true, Cluster: "DEFAULT"}
 }
 
-func (f *fixture) connect(t *testing.T, ids ...string) {
+func (f *fixture) connect(t testing.TB, ids ...string) {
 	t.Helper()
 	for _, id := range ids {
 		if err := f.registry.Connect(id, nil); err != nil {
@@ -126,19 +140,19 @@ func (f *fixture) connect(t *testing.T, ids ...string) {
 	}
 }
 
-func (f *fixture) subscribe(t *testing.T, id, clusters string) {
+func (f *fixture) subscribe(t testing.TB, id, clusters string) {
 	t.Helper()
 	f.subscribeAs(t, id, naming.Subscription{Clusters: clusters})
 }
 
-func (f *fixture) subscribeAs(t *testing.T, id string, sub naming.Subscription) {
+func (f *fixture) subscribeAs(t testing.TB, id string, sub naming.Subscription) {
 	t.Helper()
 	if _, err := f.registry.Subscribe(context.Background(), id, svc, sub); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (f *fixture) register(t *testing.T, id, ip string) {
+func (f *fixture) register(t testing.TB, id, ip string) {
 	t.Helper()
 	if err := f.registry.Register(context.Background(), id, svc, instance(ip)); err != nil {
 		t.Fatal(err)

@@ -13,10 +13,13 @@ const observerPrefix = "observer:"
 
 func observerID(route string) string { return observerPrefix + route }
 
-// routes picks the executor of each target, as Nacos does: an spi executor
-// whose interest covers the subscriber first, then the built-in role.
+// routes picks the executor of each target, as Nacos's
+// PushExecutorDelegate does: an spi executor whose interest covers the
+// subscriber first, then the built-in role of the subscriber's kind — rpc for
+// a gRPC connection, udp for a subscriber of the HTTP API with a UDP port.
 type routes struct {
 	rpc *Route
+	udp *Route // nil: no executor pushes over UDP, and its subscribers only poll
 	spi []*Route
 }
 
@@ -33,7 +36,10 @@ func newRoutes(all []Route) (routes, error) {
 		case sdkpush.RoleSPI:
 			r.spi = append(r.spi, route)
 		case sdkpush.RoleUDP:
-			// No subscriber is reached over UDP yet: the HTTP API brings them.
+			if r.udp != nil {
+				return r, fmt.Errorf("push: %s and %s both serve the udp role", r.udp.Name, route.Name)
+			}
+			r.udp = route
 		default:
 			return r, fmt.Errorf("push: %s serves the unknown role %q", route.Name, route.Role)
 		}
@@ -44,7 +50,8 @@ func newRoutes(all []Route) (routes, error) {
 	return r, nil
 }
 
-// forSubscriber returns the executor that serves a subscriber of svc.
+// forSubscriber returns the executor that serves a subscriber of svc; nil
+// for a UDP subscriber when no executor serves the udp role.
 func (r routes) forSubscriber(svc naming.Service, s naming.Subscriber) *Route {
 	service := sdkService(svc)
 	for _, route := range r.spi {
@@ -52,8 +59,14 @@ func (r routes) forSubscriber(svc naming.Service, s naming.Subscriber) *Route {
 			return route
 		}
 	}
+	if s.Addr != "" {
+		return r.udp
+	}
 	return r.rpc
 }
+
+// pushesUDP reports whether any executor may serve UDP subscribers.
+func (r routes) pushesUDP() bool { return r.udp != nil || len(r.spi) > 0 }
 
 // observers returns the observing executors a task pushes to: for a change,
 // every one interested in the service; for a retry, those named in it.

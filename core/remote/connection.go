@@ -5,24 +5,94 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/sextantd/sextant/core/naming"
 	"github.com/sextantd/sextant/proto/nacos"
 )
 
 // outboundQueue is how many server requests may wait to be written to one
 // connection; beyond it, sends to that connection fail fast rather than stall
-// the pushes to everyone else.
+// the pushes to everyone else. The byte budget (Config.MaxOutboundBytes)
+// usually binds first.
 const outboundQueue = 256
+
+// Bounds of the labels a connection declares in its ConnectionSetupRequest.
+// Its client keeps them for the connection's life, and push matches plugins'
+// interests against them; a Nacos client sends a handful (source, module,
+// AppName and the labels it is configured with).
+const (
+	maxLabels          = 64
+	maxLabelKeyBytes   = 256
+	maxLabelValueBytes = 1024
+)
+
+// checkLabels returns the labels a connection keeps of those its setup
+// declared: each with a key of 1 to maxLabelKeyBytes bytes and a value of at
+// most maxLabelValueBytes, both text (naming.TextProblem), and of those the
+// maxLabels with the smallest keys. The others are dropped, not refused: a
+// Nacos client sends its setup without waiting for an answer, so a refusal
+// could only close the connection. It returns how many it dropped and why
+// the first was.
+func checkLabels(labels map[string]string) (kept map[string]string, dropped int, why string) {
+	drop := func(reason string) {
+		if dropped++; why == "" {
+			why = reason
+		}
+	}
+	problem := func(k, v string) string {
+		switch {
+		case k == "":
+			return "a label has an empty key"
+		case len(k) > maxLabelKeyBytes:
+			return fmt.Sprintf("label key %.32q... is longer than %d bytes", k, maxLabelKeyBytes)
+		case len(v) > maxLabelValueBytes:
+			return fmt.Sprintf("the value of label %.32q is longer than %d bytes", k, maxLabelValueBytes)
+		}
+		if p := naming.TextProblem(k); p != "" {
+			return fmt.Sprintf("label key %.32q %s", k, p)
+		}
+		if p := naming.TextProblem(v); p != "" {
+			return fmt.Sprintf("the value of label %.32q %s", k, p)
+		}
+		return ""
+	}
+	keys := slices.Sorted(maps.Keys(labels))
+	for _, k := range keys {
+		if p := problem(k, labels[k]); p != "" {
+			drop(p)
+			continue
+		}
+		if len(kept) == maxLabels {
+			drop(fmt.Sprintf("more than %d labels", maxLabels))
+			continue
+		}
+		if kept == nil {
+			kept = make(map[string]string, min(len(labels), maxLabels))
+		}
+		kept[k] = labels[k]
+	}
+	if dropped == 0 {
+		return labels, 0, ""
+	}
+	return kept, dropped, why
+}
 
 var (
 	errConnectionClosed = errors.New("connection closed")
 	errSendQueueFull    = errors.New("connection send queue full")
+	// errSuperseded completes a request that a newer one with the same
+	// coalescing key replaced in the queue before it was written: the newer
+	// one delivers its data. Request reports it as delivered (nil).
+	errSuperseded = errors.New("replaced by a newer request before it was written")
 )
 
 // conn is one client connection with its bi-directional stream set up.
@@ -30,23 +100,58 @@ var (
 // Server requests queue on the connection and are written by a goroutine
 // that exists only while there is something to write, so that thousands of
 // idle connections cost no goroutine of their own.
+//
+// The queue is bounded three ways. A request queued with a coalescing key
+// (a push of one service and cluster filter) replaces an unsent request with
+// the same key: it goes to the end of the queue, so requestIds still rise in
+// write order, and the older request completes with errSuperseded. The bytes
+// queued and not yet handed to the stream are held within budget: a send
+// that would go over it closes the connection, except that a message larger
+// than the budget is accepted when nothing else is queued (one push of a huge
+// service must not close every subscriber of it). And each write must
+// complete within writeTimeout, or the connection is closed: the message
+// being written is bounded by that, not by the budget.
 type conn struct {
 	id   string
 	addr string // the client's ip:port, as the listener knows it
+	// version is the clientVersion of its setup (conninfo.go), and app its
+	// AppName label; set before the connection is in Server.conns, never
+	// changed after.
+	version, app string
+	since        time.Time // when it was accepted
 	// write sends on the stream; one call at a time. A failed write means the
-	// connection is broken: brokenWrite is called and the queue dropped.
+	// connection is broken: brokenWrite is called (once, with the cause) and
+	// the queue dropped. A limit that closes the connection calls it too.
 	write       func(*nacos.Payload) error
 	brokenWrite func(error)
 
+	// Limits, set before the first send; zero means none.
+	budget       int           // bytes queued and not yet written
+	writeTimeout time.Duration // per write
+	// outbound is the server's total of bytes queued and being written on
+	// every connection (nil: not counted).
+	outbound *atomic.Int64
+
 	lastActive atomic.Int64 // unix nanoseconds of the last message from the client
 	probing    atomic.Bool  // a ClientDetectionRequest is outstanding
+	failed     atomic.Bool  // brokenWrite has been called
 
 	mu      sync.Mutex
 	closed  bool
+	cause   error                      // why the connection closed, if it did on its own
 	pending map[string]*pendingRequest // by requestId; made on first use
-	queue   []*nacos.Payload           // waiting to be written
+	queue   []*outbound                // waiting to be written
+	queued  int                        // bytes in queue
 	writing bool                       // a writer goroutine runs
 	writers sync.WaitGroup
+}
+
+// outbound is one request waiting to be written.
+type outbound struct {
+	p         *nacos.Payload
+	key       string // coalescing key; "" never coalesces
+	requestID string
+	size      int
 }
 
 type pendingRequest struct {
@@ -58,7 +163,7 @@ type pendingRequest struct {
 }
 
 func newConn(id, addr string, now time.Time, write func(*nacos.Payload) error, brokenWrite func(error)) *conn {
-	c := &conn{id: id, addr: addr, write: write, brokenWrite: brokenWrite}
+	c := &conn{id: id, addr: addr, write: write, brokenWrite: brokenWrite, since: now}
 	c.touch(now)
 	return c
 }
@@ -70,12 +175,44 @@ func (c *conn) idleSince() time.Time { return time.Unix(0, c.lastActive.Load()) 
 // send queues p, a request with the given id, and returns where its answer will
 // arrive. It never blocks.
 func (c *conn) send(typ, requestID string, p *nacos.Payload, now time.Time) (*pendingRequest, error) {
+	return c.sendKeyed(typ, "", requestID, p, now)
+}
+
+// sendKeyed is send with a coalescing key: p replaces a queued, unsent
+// request with the same key ("" replaces nothing). A send over the byte
+// budget closes the connection and returns errOutboundBudget.
+func (c *conn) sendKeyed(typ, key, requestID string, p *nacos.Payload, now time.Time) (*pendingRequest, error) {
+	size := proto.Size(p)
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
-		return nil, errConnectionClosed
+		err := c.closedErr()
+		c.mu.Unlock()
+		return nil, err
+	}
+	var superseded *pendingRequest
+	if key != "" {
+		if i := slices.IndexFunc(c.queue, func(o *outbound) bool { return o.key == key }); i >= 0 {
+			old := c.queue[i]
+			c.queue = slices.Delete(c.queue, i, i+1)
+			c.addQueued(-old.size)
+			superseded = c.pending[old.requestID]
+			delete(c.pending, old.requestID)
+		}
+	}
+	if c.budget > 0 && len(c.queue) > 0 && c.queued+size > c.budget {
+		over := fmt.Errorf("%w: %d bytes queued, %d more, budget %d", errOutboundBudget, c.queued, size, c.budget)
+		pending := c.shut(errOutboundBudget)
+		err := c.closedErr()
+		c.mu.Unlock()
+		c.fail(over)
+		fail(pending, err)
+		if superseded != nil {
+			superseded.result <- err
+		}
+		return nil, over
 	}
 	if len(c.queue) >= outboundQueue {
+		c.mu.Unlock()
 		return nil, errSendQueueFull
 	}
 	pr := &pendingRequest{typ: typ, sentAt: now, result: make(chan error, 1)}
@@ -83,13 +220,30 @@ func (c *conn) send(typ, requestID string, p *nacos.Payload, now time.Time) (*pe
 		c.pending = make(map[string]*pendingRequest)
 	}
 	c.pending[requestID] = pr
-	c.queue = append(c.queue, p)
+	c.queue = append(c.queue, &outbound{p: p, key: key, requestID: requestID, size: size})
+	c.addQueued(size)
 	if !c.writing {
 		c.writing = true
 		c.writers.Add(1)
 		go c.drain()
 	}
+	c.mu.Unlock()
+	if superseded != nil {
+		superseded.result <- errSuperseded
+	}
 	return pr, nil
+}
+
+// addQueued counts n more bytes queued; under mu.
+func (c *conn) addQueued(n int) {
+	c.queued += n
+	c.addOutbound(n)
+}
+
+func (c *conn) addOutbound(n int) {
+	if c.outbound != nil {
+		c.outbound.Add(int64(n))
+	}
 }
 
 // drain writes the queue in order until it is empty.
@@ -98,20 +252,83 @@ func (c *conn) drain() {
 	for {
 		c.mu.Lock()
 		if c.closed || len(c.queue) == 0 {
-			c.writing, c.queue = false, nil
+			c.writing = false
 			c.mu.Unlock()
 			return
 		}
-		p := c.queue[0]
+		o := c.queue[0]
 		c.queue[0], c.queue = nil, c.queue[1:]
+		if len(c.queue) == 0 {
+			c.queue = nil // let the backing array go
+		}
+		c.queued -= o.size // still counted in outbound until written
 		c.mu.Unlock()
-		if err := c.write(p); err != nil {
-			c.mu.Lock()
-			c.writing, c.queue = false, nil
-			c.mu.Unlock()
-			c.brokenWrite(err)
+		err := c.timedWrite(o.p)
+		c.addOutbound(-o.size)
+		if err != nil {
+			c.abort(err)
 			return
 		}
+	}
+}
+
+// timedWrite writes p, closing the connection if that takes longer than
+// writeTimeout: a stream Send blocks while the client does not read.
+func (c *conn) timedWrite(p *nacos.Payload) error {
+	if c.writeTimeout <= 0 {
+		return c.write(p)
+	}
+	timer := time.AfterFunc(c.writeTimeout, func() { c.abort(errWriteTimeout) })
+	err := c.write(p)
+	if !timer.Stop() && err == nil {
+		err = errWriteTimeout
+	}
+	return err
+}
+
+// abort closes the connection for cause: nothing more is written, every
+// pending request fails, and brokenWrite is called (once).
+func (c *conn) abort(cause error) {
+	c.mu.Lock()
+	pending := c.shut(cause)
+	err := c.closedErr()
+	c.mu.Unlock()
+	c.fail(cause) // closes the TCP connection, before anyone hears of it
+	fail(pending, err)
+}
+
+// fail calls brokenWrite the first time only.
+func (c *conn) fail(cause error) {
+	if c.failed.CompareAndSwap(false, true) {
+		c.brokenWrite(cause)
+	}
+}
+
+// shut marks the connection closed for cause (nil: closed from outside),
+// drops the queue and returns the pending requests, for the caller to fail
+// once it has released mu. Under mu.
+func (c *conn) shut(cause error) map[string]*pendingRequest {
+	if c.closed {
+		return nil
+	}
+	c.closed, c.cause = true, cause
+	c.addQueued(-c.queued)
+	pending := c.pending
+	c.pending, c.queue = nil, nil
+	return pending
+}
+
+// closedErr is what a request on the closed connection fails with. Under mu.
+func (c *conn) closedErr() error {
+	if c.cause == nil {
+		return errConnectionClosed
+	}
+	return fmt.Errorf("%w: %w", errConnectionClosed, c.cause)
+}
+
+func fail(pending map[string]*pendingRequest, err error) {
+	for _, pr := range pending {
+		pr.result <- err
 	}
 }
 
@@ -149,13 +366,10 @@ func (c *conn) answer(body []byte) (*pendingRequest, error) {
 // fails, and close returns once no writer goroutine runs.
 func (c *conn) close() {
 	c.mu.Lock()
-	c.closed = true
-	pending := c.pending
-	c.pending, c.queue = nil, nil
+	pending := c.shut(nil)
+	err := c.closedErr()
 	c.mu.Unlock()
-	for _, pr := range pending {
-		pr.result <- errConnectionClosed
-	}
+	fail(pending, err)
 	c.writers.Wait()
 }
 
@@ -175,7 +389,7 @@ func serverRequest(typ string, body []byte, requestID string) (*nacos.Payload, e
 // failures in errs. Taking the requestId and queueing happen under one lock,
 // so on every connection the requestIds of server requests rise in the order
 // they are sent. Queueing never blocks, so the lock is held briefly.
-func (s *Server) enqueue(typ string, body []byte, conns []*conn, errs []error) ([]*pendingRequest, string, error) {
+func (s *Server) enqueue(typ, key string, body []byte, conns []*conn, errs []error) ([]*pendingRequest, string, error) {
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
 	s.lastRequestID++
@@ -190,7 +404,7 @@ func (s *Server) enqueue(typ string, body []byte, conns []*conn, errs []error) (
 		if c == nil {
 			continue
 		}
-		if waits[i], err = c.send(typ, requestID, p, now); err != nil {
+		if waits[i], err = c.sendKeyed(typ, key, requestID, p, now); err != nil {
 			errs[i] = fmt.Errorf("connection %s: %w", c.id, err)
 		}
 	}
@@ -200,6 +414,13 @@ func (s *Server) enqueue(typ string, body []byte, conns []*conn, errs []error) (
 // Request implements push.Connections: it sends one request to many
 // connections — the same payload and requestId to all, so it is built once —
 // and waits for every answer or ctx.
+//
+// A push (NotifySubscriberRequest) still queued on a connection when a newer
+// push of the same service and cluster filter is sent to it is replaced by
+// the newer one, and its Request gets nil for that connection at once: the
+// newer push delivers newer data, and if it fails, its own Request reports
+// the failure (and push retries the client with the data current then). It
+// is counted as "superseded", not "ok".
 func (s *Server) Request(ctx context.Context, typ string, body []byte, connectionIDs []string) []error {
 	errs := make([]error, len(connectionIDs))
 	conns := make([]*conn, len(connectionIDs))
@@ -208,7 +429,7 @@ func (s *Server) Request(ctx context.Context, typ string, body []byte, connectio
 			errs[i] = fmt.Errorf("connection %s: %w", id, errConnectionClosed)
 		}
 	}
-	waits, requestID, err := s.enqueue(typ, body, conns, errs)
+	waits, requestID, err := s.enqueue(typ, coalesceKey(typ, body), body, conns, errs)
 	if err != nil {
 		for i := range errs {
 			errs[i] = err
@@ -229,9 +450,13 @@ func (s *Server) Request(ctx context.Context, typ string, body []byte, connectio
 				errs[i] = fmt.Errorf("connection %s: no answer to %s: %w", conns[i].id, typ, ctx.Err())
 			}
 		}
-		if errs[i] == nil {
+		switch {
+		case errs[i] == nil:
 			s.metrics.serverRequestOK(typ, pr.latency) // set by the answer just received
-		} else {
+		case errors.Is(errs[i], errSuperseded):
+			errs[i] = nil
+			s.metrics.serverRequestSuperseded(typ)
+		default:
 			s.metrics.serverRequestFailed(typ)
 		}
 	}

@@ -2,10 +2,11 @@ package remote
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
 
 	"github.com/sextantd/sextant/core/naming"
+	"github.com/sextantd/sextant/core/persist"
+	"github.com/sextantd/sextant/core/remote/serveropts"
 )
 
 // Nacos naming request types and their instance operations.
@@ -13,8 +14,11 @@ const (
 	opRegister      = "registerInstance"
 	opDeregister    = "deregisterInstance"
 	opBatchRegister = "batchRegisterInstance"
-	maxPageSize     = 10000
 )
+
+// The handlers below convert what clients send to naming's types and leave
+// its validation to the registry's entry points, which every front end
+// shares; only what is particular to the gRPC protocol is checked here.
 
 // namingRequest holds the fields every naming request carries.
 type namingRequest struct {
@@ -24,8 +28,8 @@ type namingRequest struct {
 	GroupName   string `json:"groupName"`
 }
 
-func (r *namingRequest) service(l naming.Limits) (naming.Service, error) {
-	return l.NormalizeService(naming.Service{Namespace: r.Namespace, Group: r.GroupName, Name: r.ServiceName})
+func (r *namingRequest) service() naming.Service {
+	return naming.Service{Namespace: r.Namespace, Group: r.GroupName, Name: r.ServiceName}
 }
 
 // wireInstance is an instance as clients send it.
@@ -41,9 +45,9 @@ type wireInstance struct {
 	Metadata    map[string]string `json:"metadata"`
 }
 
-// normalize converts w to a validated instance of svc; field names it in errors.
-func (w *wireInstance) normalize(l naming.Limits, svc naming.Service, field string) (naming.Instance, error) {
-	return l.NormalizeInstance(svc, field, naming.Instance{
+// instance converts w; the registry validates it.
+func (w *wireInstance) instance() naming.Instance {
+	return naming.Instance{
 		ID:        w.InstanceID,
 		IP:        w.IP,
 		Port:      w.Port,
@@ -53,14 +57,44 @@ func (w *wireInstance) normalize(l naming.Limits, svc naming.Service, field stri
 		Ephemeral: w.Ephemeral,
 		Cluster:   w.ClusterName,
 		Metadata:  w.Metadata,
-	})
+	}
 }
 
-func requireEphemeral(field string, inst naming.Instance) error {
-	if !inst.Ephemeral {
-		return &naming.InvalidError{Field: field + ".ephemeral", Reason: "must be true: gRPC clients register ephemeral instances only"}
+// A batch is of one client's connection: its instances are ephemeral.
+func requireEphemeral(field string, w *wireInstance) error {
+	if !w.Ephemeral {
+		return &naming.InvalidError{Field: field + ".ephemeral", Reason: "a batch registers ephemeral instances; register persistent ones one by one"}
 	}
 	return nil
+}
+
+// persistentInstance serves the PersistentInstanceRequest of the Java
+// client 2.2+ (its ephemeral=false instances), and an InstanceRequest of a
+// persistent instance: written through the Raft store, they outlive the
+// connection. As in Nacos, a deregistration names the address
+// (ip, port, cluster).
+func (s *Server) persistentInstance(ctx context.Context, _ *call, req *instanceRequest) (response, error) {
+	if req.Instance == nil {
+		return nil, &naming.InvalidError{Field: "instance", Reason: "must be present"}
+	}
+	if s.store == nil {
+		return nil, &naming.InvalidError{Field: "instance.ephemeral", Reason: "this server stores no persistent instances; register ephemeral ones"}
+	}
+	w := req.Instance
+	var op persist.Op
+	switch req.Type {
+	case opRegister:
+		op = persist.PutInstance{Service: req.service(), Instance: persist.Instance{IP: w.IP, Port: w.Port, Cluster: w.ClusterName,
+			Weight: w.Weight, Healthy: w.Healthy, Enabled: w.Enabled, Metadata: w.Metadata}}
+	case opDeregister:
+		op = persist.RemoveInstance{Service: req.service(), IP: w.IP, Port: w.Port, Cluster: w.ClusterName}
+	default:
+		return nil, &naming.InvalidError{Field: "type", Reason: strconv.Quote(req.Type) + " is neither " + opRegister + " nor " + opDeregister}
+	}
+	if err := s.store.Do(ctx, op); err != nil {
+		return nil, err
+	}
+	return &instanceResponse{Type: req.Type}, nil
 }
 
 type instanceRequest struct {
@@ -75,26 +109,18 @@ type instanceResponse struct {
 }
 
 func (s *Server) instance(ctx context.Context, c *call, req *instanceRequest) (response, error) {
-	l := s.registry.Limits()
-	svc, err := req.service(l)
-	if err != nil {
-		return nil, err
-	}
 	if req.Instance == nil {
 		return nil, &naming.InvalidError{Field: "instance", Reason: "must be present"}
 	}
-	inst, err := req.Instance.normalize(l, svc, "instance")
-	if err != nil {
-		return nil, err
+	if !req.Instance.Ephemeral {
+		return s.persistentInstance(ctx, c, req)
 	}
+	var err error
 	switch req.Type {
 	case opRegister:
-		if err := requireEphemeral("instance", inst); err != nil {
-			return nil, err
-		}
-		err = s.registry.Register(ctx, c.connectionID, svc, inst)
+		err = s.registry.Register(ctx, c.connectionID, req.service(), req.Instance.instance())
 	case opDeregister:
-		err = s.registry.Deregister(ctx, c.connectionID, svc, inst)
+		err = s.registry.Deregister(ctx, c.connectionID, req.service(), req.Instance.instance())
 	default:
 		return nil, &naming.InvalidError{Field: "type", Reason: strconv.Quote(req.Type) + " is neither " + opRegister + " nor " + opDeregister}
 	}
@@ -119,22 +145,14 @@ func (s *Server) batchInstance(ctx context.Context, c *call, req *batchInstanceR
 	if req.Type != opBatchRegister {
 		return nil, &naming.InvalidError{Field: "type", Reason: strconv.Quote(req.Type) + " is not " + opBatchRegister}
 	}
-	l := s.registry.Limits()
-	svc, err := req.service(l)
-	if err != nil {
-		return nil, err
-	}
 	insts := make([]naming.Instance, len(req.Instances))
 	for i := range req.Instances {
-		field := "instances[" + strconv.Itoa(i) + "]"
-		if insts[i], err = req.Instances[i].normalize(l, svc, field); err != nil {
+		if err := requireEphemeral("instances["+strconv.Itoa(i)+"]", &req.Instances[i]); err != nil {
 			return nil, err
 		}
-		if err := requireEphemeral(field, insts[i]); err != nil {
-			return nil, err
-		}
+		insts[i] = req.Instances[i].instance()
 	}
-	if err := s.registry.BatchRegister(ctx, c.connectionID, svc, insts); err != nil {
+	if err := s.registry.BatchRegister(ctx, c.connectionID, req.service(), insts); err != nil {
 		return nil, err
 	}
 	return &batchInstanceResponse{Type: req.Type}, nil
@@ -146,20 +164,28 @@ type serviceInfoResponse struct {
 	ServiceInfo []byte // the cached encoding of the view, spliced in as is
 }
 
-// encode writes the response around the cached ServiceInfo JSON without
-// re-reading it: encoding/json would validate and compact it on every answer.
-func (r *serviceInfoResponse) encode() ([]byte, error) {
-	base, err := json.Marshal(&r.responseBase)
-	if err != nil {
-		return nil, err
-	}
-	const field = `,"serviceInfo":`
-	out := make([]byte, 0, len(base)+len(field)+len(r.ServiceInfo))
-	out = append(out, base[:len(base)-1]...) // drop the closing brace
-	out = append(out, field...)
-	out = append(out, r.ServiceInfo...)
-	return append(out, '}'), nil
+// answer is the response of class typ around the cached ServiceInfo JSON,
+// which is neither re-read (encoding/json would validate and compact it on
+// every answer) nor copied: it is written from the cache.
+func (r *serviceInfoResponse) answer(typ string) *serveropts.Answer {
+	a := new(splicedAnswer)
+	head := append(appendBase(a.head[:0], &r.responseBase), serviceInfoField...)
+	a.parts = [3][]byte{head, r.ServiceInfo, closingBrace}
+	a.Answer = serveropts.Answer{Type: typ, Body: a.parts[:]}
+	return &a.Answer
 }
+
+// splicedAnswer is an answer around a ServiceInfo, allocated with its parts
+// and room for the first.
+type splicedAnswer struct {
+	serveropts.Answer
+	parts [3][]byte
+	head  [baseSize + 64]byte
+}
+
+const serviceInfoField = `,"serviceInfo":`
+
+var closingBrace = []byte{'}'}
 
 type subscribeServiceRequest struct {
 	namingRequest
@@ -168,20 +194,13 @@ type subscribeServiceRequest struct {
 }
 
 func (s *Server) subscribeService(ctx context.Context, c *call, req *subscribeServiceRequest) (response, error) {
-	svc, err := req.service(s.registry.Limits())
-	if err != nil {
-		return nil, err
+	var info []byte
+	var err error
+	if req.Subscribe {
+		info, err = s.registry.Subscribe(ctx, c.connectionID, req.service(), naming.Subscription{Clusters: req.Clusters, App: c.headers["app"]})
+	} else {
+		info, err = s.registry.Unsubscribe(c.connectionID, req.service(), req.Clusters)
 	}
-	if err := naming.NormalizeClusters("clusters", req.Clusters); err != nil {
-		return nil, err
-	}
-	if !req.Subscribe {
-		if err := s.registry.Unsubscribe(c.connectionID, svc); err != nil {
-			return nil, err
-		}
-		return &serviceInfoResponse{ServiceInfo: s.registry.View(svc, naming.ViewFilter{Clusters: req.Clusters})}, nil
-	}
-	info, err := s.registry.Subscribe(ctx, c.connectionID, svc, naming.Subscription{Clusters: req.Clusters, App: c.headers["app"]})
 	if err != nil {
 		return nil, err
 	}
@@ -195,14 +214,10 @@ type serviceQueryRequest struct {
 }
 
 func (s *Server) serviceQuery(_ context.Context, _ *call, req *serviceQueryRequest) (response, error) {
-	svc, err := req.service(s.registry.Limits())
+	info, err := s.registry.Query(req.service(), naming.ViewFilter{Clusters: req.Cluster, HealthyOnly: req.HealthyOnly})
 	if err != nil {
 		return nil, err
 	}
-	if err := naming.NormalizeClusters("cluster", req.Cluster); err != nil {
-		return nil, err
-	}
-	info := s.registry.View(svc, naming.ViewFilter{Clusters: req.Cluster, HealthyOnly: req.HealthyOnly})
 	return &serviceInfoResponse{ServiceInfo: info}, nil
 }
 
@@ -219,17 +234,10 @@ type serviceListResponse struct {
 }
 
 func (s *Server) serviceList(_ context.Context, _ *call, req *serviceListRequest) (response, error) {
-	namespace, group, err := s.registry.Limits().NormalizeScope(req.Namespace, req.GroupName)
+	count, names, err := s.registry.ListServices(req.Namespace, req.GroupName, req.PageNo, req.PageSize)
 	if err != nil {
 		return nil, err
 	}
-	if req.PageNo < 1 {
-		return nil, &naming.InvalidError{Field: "pageNo", Reason: strconv.Itoa(req.PageNo) + " must be at least 1"}
-	}
-	if req.PageSize < 1 || req.PageSize > maxPageSize {
-		return nil, &naming.InvalidError{Field: "pageSize", Reason: strconv.Itoa(req.PageSize) + " is out of range 1-" + strconv.Itoa(maxPageSize)}
-	}
-	count, names := s.registry.ListServices(namespace, group, req.PageNo, req.PageSize)
 	return &serviceListResponse{Count: count, ServiceNames: names}, nil
 }
 
@@ -237,11 +245,12 @@ func (s *Server) serviceList(_ context.Context, _ *call, req *serviceListRequest
 // ServerCheckRequest, to its handler.
 func (s *Server) requestHandlers() map[string]handler {
 	return map[string]handler{
-		typeHealthCheck:           handle[healthCheckRequest](typeHealthCheckResp, s.healthCheck),
-		"InstanceRequest":         handle[instanceRequest]("InstanceResponse", s.instance),
-		"BatchInstanceRequest":    handle[batchInstanceRequest]("BatchInstanceResponse", s.batchInstance),
-		"SubscribeServiceRequest": handle[subscribeServiceRequest]("SubscribeServiceResponse", s.subscribeService),
-		"ServiceQueryRequest":     handle[serviceQueryRequest]("QueryServiceResponse", s.serviceQuery),
-		"ServiceListRequest":      handle[serviceListRequest]("ServiceListResponse", s.serviceList),
+		typeHealthCheck:             handle[healthCheckRequest](typeHealthCheckResp, s.healthCheck),
+		"InstanceRequest":           handle[instanceRequest]("InstanceResponse", s.instance),
+		"PersistentInstanceRequest": handle[instanceRequest]("InstanceResponse", s.persistentInstance),
+		"BatchInstanceRequest":      handle[batchInstanceRequest]("BatchInstanceResponse", s.batchInstance),
+		"SubscribeServiceRequest":   handle[subscribeServiceRequest]("SubscribeServiceResponse", s.subscribeService),
+		"ServiceQueryRequest":       handle[serviceQueryRequest]("QueryServiceResponse", s.serviceQuery),
+		"ServiceListRequest":        handle[serviceListRequest]("ServiceListResponse", s.serviceList),
 	}
 }

@@ -1,10 +1,12 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,10 +15,12 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/sextantd/sextant/core/naming"
 	"github.com/sextantd/sextant/core/notify"
+	"github.com/sextantd/sextant/core/remote/serveropts"
 	"github.com/sextantd/sextant/proto/nacos"
 )
 
@@ -47,8 +51,9 @@ func TestWithRequestID(t *testing.T) {
 func newTestServer(t *testing.T) *Server {
 	t.Helper()
 	registry := naming.NewRegistry(naming.Config{
-		Limits: naming.Limits{MaxNameLength: 100, MaxMetadataBytes: 100, MaxBatchSize: 10},
-		Bus:    notify.New(notify.Config{}),
+		Limits: naming.Limits{MaxNameLength: 100, MaxMetadataBytes: 100, MaxBatchSize: 10,
+			MaxServicesPerClient: 10, MaxSubscriptionsPerClient: 10, MaxClustersPerFilter: 8},
+		Bus: notify.New(notify.Config{}),
 	})
 	s := New(Config{MaxMessageSize: 1 << 20, Registry: registry, Logger: hclog.NewNullLogger(), Metrics: prometheus.NewRegistry()})
 	s.SetReady(true)
@@ -71,11 +76,21 @@ func addConn(t *testing.T, s *Server, id string) (*conn, chan *nacos.Payload) {
 	return c, written
 }
 
+// payloadOf is the Payload an answer stands for, as a client reads it.
+func payloadOf(a *serveropts.Answer) *nacos.Payload {
+	return &nacos.Payload{Metadata: &nacos.Metadata{Type: a.Type}, Body: &anypb.Any{Value: bytes.Join(a.Body, nil)}}
+}
+
+// withConnectionID returns ctx as a call on the connection id has it.
+func withConnectionID(ctx context.Context, id string) context.Context {
+	return peer.NewContext(ctx, &peer.Peer{Addr: &connAddr{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, id: id}})
+}
+
 // call serves one unary request as the connection id would send it and
 // returns the response type and decoded body.
 func serve(s *Server, connID, typ, body string) (string, map[string]any) {
-	ctx := context.WithValue(context.Background(), connIDKey{}, connID)
-	p := s.serveRequest(ctx, &nacos.Payload{Metadata: &nacos.Metadata{Type: typ}, Body: &anypb.Any{Value: []byte(body)}})
+	ctx := withConnectionID(context.Background(), connID)
+	p := payloadOf(s.serveRequest(ctx, &nacos.Payload{Metadata: &nacos.Metadata{Type: typ}, Body: &anypb.Any{Value: []byte(body)}}))
 	var decoded map[string]any
 	_ = json.Unmarshal(p.GetBody().GetValue(), &decoded)
 	return p.GetMetadata().GetType(), decoded
@@ -102,7 +117,7 @@ func TestDispatch(t *testing.T) {
 		{"unknown type", "c1", "ConfigQueryRequest", `{}`, "ErrorResponse", 302, "ConfigQueryRequest"},
 		{"not JSON", "c1", "InstanceRequest", `{"requestId":`, "ErrorResponse", 502, "could not be parsed"},
 		{"wrong JSON type", "c1", "InstanceRequest", `{"requestId":"3","instance":{"port":"80"}}`, "ErrorResponse", 400, "instance.port"},
-		{"invalid field", "c1", "InstanceRequest", `{"requestId":"4","serviceName":"a@@b"}`, "ErrorResponse", 400, "serviceName"},
+		{"invalid field", "c1", "InstanceRequest", strings.Replace(instance, `"serviceName":"s"`, `"serviceName":"a@@b"`, 1), "ErrorResponse", 400, "serviceName"},
 		{"panic", "c1", "PanicRequest", `{"requestId":"5"}`, "ErrorResponse", 500, "internal error"},
 		{"after a panic", "c1", "HealthCheckRequest", `{"requestId":"6"}`, "HealthCheckResponse", 0, ""},
 	}
@@ -189,8 +204,13 @@ func TestRequestMatchesAnswers(t *testing.T) {
 func TestRequestFailsFastOnAFullQueue(t *testing.T) {
 	s := newTestServer(t)
 	release := make(chan struct{})
+	writing := make(chan struct{}, 1)
 	// A client that stopped reading: the write blocks until the test ends.
 	c := newConn("slow", "", time.Now(), func(*nacos.Payload) error {
+		select {
+		case writing <- struct{}{}:
+		default:
+		}
 		<-release
 		return errors.New("closed")
 	}, func(error) {})
@@ -201,8 +221,14 @@ func TestRequestFailsFastOnAFullQueue(t *testing.T) {
 		close(release)
 		c.close()
 	}()
+	// The first request is being written (and stays so); the queue behind
+	// it then takes exactly outboundQueue more.
+	if _, err := c.send("NotifySubscriberRequest", "first", &nacos.Payload{}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	<-writing
 	sent := 0
-	for ; sent <= outboundQueue+1; sent++ {
+	for ; sent <= outboundQueue; sent++ {
 		if _, err := c.send("NotifySubscriberRequest", strconv.Itoa(sent), &nacos.Payload{}, time.Now()); err != nil {
 			if !errors.Is(err, errSendQueueFull) {
 				t.Fatalf("send %d: %v", sent, err)
@@ -210,10 +236,12 @@ func TestRequestFailsFastOnAFullQueue(t *testing.T) {
 			break
 		}
 	}
-	if sent < outboundQueue || sent > outboundQueue+1 {
-		t.Fatalf("the queue took %d requests before refusing, want %d (+1 being written)", sent, outboundQueue)
+	if sent != outboundQueue {
+		t.Fatalf("the queue took %d requests before refusing, want %d", sent, outboundQueue)
 	}
-	errs := s.Request(context.Background(), "NotifySubscriberRequest", []byte(`{}`), []string{"slow"})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	errs := s.Request(ctx, "NotifySubscriberRequest", []byte(`{}`), []string{"slow"})
 	if !errors.Is(errs[0], errSendQueueFull) {
 		t.Fatalf("got %v, want %v", errs[0], errSendQueueFull)
 	}
@@ -244,5 +272,58 @@ func TestClosingFailsPendingRequests(t *testing.T) {
 	errs := s.Request(context.Background(), "NotifySubscriberRequest", []byte(`{}`), []string{"closing"})
 	if !errors.Is(errs[0], errConnectionClosed) {
 		t.Fatalf("got %v, want %v", errs[0], errConnectionClosed)
+	}
+}
+
+// TestNamingHandlersRefuseBadInput checks that what the registry refuses
+// reaches the client as an ErrorResponse naming the field, and that a page
+// past the end is an empty page, whatever its number.
+func TestNamingHandlersRefuseBadInput(t *testing.T) {
+	s := newTestServer(t)
+	addConn(t, s, "c1")
+	register := func(edit string) string {
+		return `{"requestId":"1","serviceName":"s","type":"registerInstance","instance":{"ip":"10.0.0.1","port":80,"weight":1,"enabled":true,"ephemeral":true` + edit + `}}`
+	}
+	tests := []struct {
+		name, typ, body string
+		wantType        string
+		wantCode        float64 // errorCode of an ErrorResponse
+		wantMessage     string
+	}{
+		{"register", "InstanceRequest", register(""), "InstanceResponse", 0, ""},
+		{"page past the end", "ServiceListRequest", `{"requestId":"2","pageNo":9223372036854775807,"pageSize":10000}`, "ServiceListResponse", 0, ""},
+		{"page 2 of 1", "ServiceListRequest", `{"requestId":"2","pageNo":2,"pageSize":1}`, "ServiceListResponse", 0, ""},
+		{"pageNo 0", "ServiceListRequest", `{"requestId":"2","pageNo":0,"pageSize":10}`, "ErrorResponse", 400, "pageNo"},
+		{"pageNo negative", "ServiceListRequest", `{"requestId":"2","pageNo":-9223372036854775808,"pageSize":10}`, "ErrorResponse", 400, "pageNo"},
+		{"pageSize too big", "ServiceListRequest", `{"requestId":"2","pageNo":1,"pageSize":10001}`, "ErrorResponse", 400, "pageSize"},
+		{"pageNo beyond int64", "ServiceListRequest", `{"requestId":"2","pageNo":1e30,"pageSize":10}`, "ErrorResponse", 400, "pageNo"},
+		{"instanceId with NUL", "InstanceRequest", register(`,"instanceId":"a\u0000b"`), "ErrorResponse", 400, "instance.instanceId"},
+		{"metadata with ESC", "InstanceRequest", register(`,"metadata":{"k":"\u001b[2J"}`), "ErrorResponse", 400, "instance.metadata"},
+		{"too many clusters", "SubscribeServiceRequest",
+			`{"requestId":"3","serviceName":"s","subscribe":true,"clusters":"` + strings.Repeat("a,", 100) + `a"}`, "ErrorResponse", 400, "clusters"},
+		{"huge cluster filter", "ServiceQueryRequest",
+			`{"requestId":"4","serviceName":"s","cluster":"` + strings.Repeat("a", 1<<20) + `"}`, "ErrorResponse", 400, "cluster"},
+	}
+	for _, tc := range tests {
+		typ, body := serve(s, "c1", tc.typ, tc.body)
+		if typ != tc.wantType {
+			t.Errorf("%s: response type %s (%v), want %s", tc.name, typ, body, tc.wantType)
+			continue
+		}
+		if tc.wantType != "ErrorResponse" {
+			if body["resultCode"] != 200.0 || body["success"] != true {
+				t.Errorf("%s: %v", tc.name, body)
+			}
+			if tc.typ == "ServiceListRequest" {
+				if names, ok := body["serviceNames"].([]any); !ok || len(names) != 0 || body["count"] != 1.0 {
+					t.Errorf("%s: %v, want count 1 and an empty page", tc.name, body)
+				}
+			}
+			continue
+		}
+		msg, _ := body["message"].(string)
+		if body["resultCode"] != 500.0 || body["errorCode"] != tc.wantCode || !strings.HasPrefix(msg, tc.wantMessage+": ") {
+			t.Errorf("%s: %v, want error %v naming %q", tc.name, body, tc.wantCode, tc.wantMessage)
+		}
 	}
 }

@@ -1,11 +1,17 @@
 // Package remote serves the Nacos 2.x client wire on the client gRPC port:
 // connection checks and setup, the client's requests (decoded and handed to
-// naming), server-to-client requests with their answers, and the probing and
-// dropping of silent connections.
+// naming), server-to-client requests with their answers, the probing and
+// dropping of silent connections, and the limits that keep what clients cost
+// bounded: connections (Config.MaxConnections), streams per connection
+// (MaxStreams), time to set up (SetupTimeout), bytes queued to a connection
+// (MaxOutboundBytes, with a newer push of a service replacing an unsent older
+// one) and time to write to it (WriteTimeout).
 package remote
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,20 +23,22 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 
+	"github.com/sextantd/sextant/core/auth"
 	"github.com/sextantd/sextant/core/naming"
+	"github.com/sextantd/sextant/core/persist"
+	"github.com/sextantd/sextant/core/remote/serveropts"
 	"github.com/sextantd/sextant/proto/nacos"
 )
 
-// readBufferSize is each connection's read buffer: most client requests are
-// well under it (grpc-go's default is 32 KiB).
-const readBufferSize = 4 << 10
+// refusedLogInterval is how often refused connections are logged at most.
+const refusedLogInterval = 10 * time.Second
 
 // Config configures a Server.
 type Config struct {
-	Addr           string // listen address, e.g. ":9848"
+	Addr           string // listen address, e.g. ":9848" or "127.0.0.1:9848"
 	MaxMessageSize int    // largest message accepted from a client, in bytes
 	IdleTimeout    time.Duration
 	DetectInterval time.Duration
@@ -38,6 +46,33 @@ type Config struct {
 	Registry       *naming.Registry
 	Logger         hclog.Logger
 	Metrics        prometheus.Registerer
+	// Auth, if set, requires of every request but the open ones a token
+	// whose user has the access the request needs (dispatch.go). nil lets
+	// every client do everything.
+	Auth *auth.Authority
+
+	// MaxOutboundBytes is each connection's budget of server requests queued
+	// and not yet handed to its stream; a send over it closes the connection.
+	// A message larger than the budget is accepted when nothing else is
+	// queued. 0 means no budget.
+	MaxOutboundBytes int
+	// WriteTimeout closes a connection whose stream does not take a message
+	// in this long. 0 means no timeout.
+	WriteTimeout time.Duration
+	// SetupTimeout closes a TCP connection that has not completed
+	// ConnectionSetupRequest this long after it was accepted. 0 means none.
+	SetupTimeout time.Duration
+	// MaxStreams is HTTP/2 MAX_CONCURRENT_STREAMS per connection; 0 is
+	// grpc-go's default (no limit).
+	MaxStreams int
+	// MaxConnections is how many TCP connections are held open; more are
+	// closed as they are accepted. 0 derives it from RLIMIT_NOFILE
+	// (DefaultMaxConnections); negative means no limit.
+	MaxConnections int
+	// TLS, if set, is required of every connection (plaintext ones fail
+	// their handshake); its GetConfigForClient may change the certificate
+	// for new connections. nil serves plaintext.
+	TLS *tls.Config
 }
 
 // Server is the client gRPC endpoint.
@@ -45,15 +80,23 @@ type Server struct {
 	cfg      Config
 	log      hclog.Logger
 	registry *naming.Registry
+	store    *persist.Store
 	handlers map[string]handler
 	metrics  *metrics
-	grpc     *grpc.Server
-	lis      *trackingListener
+	// clientErrors logs what clients get wrong, each client's same error
+	// once a minute at most (client_errors.go).
+	clientErrors *clientErrors
+	grpc         *grpc.Server
+	lis          *trackingListener
 
 	ready atomic.Bool
 
 	sendMu        sync.Mutex
 	lastRequestID uint64 // of server-to-client requests; under sendMu
+
+	outboundBytes  atomic.Int64 // queued and being written, every connection
+	lastRefusedLog atomic.Int64 // unix nanoseconds
+	lastLabelsLog  atomic.Int64 // unix nanoseconds
 
 	mu    sync.RWMutex
 	conns map[string]*conn // connections that completed setup, by id
@@ -72,20 +115,35 @@ func New(cfg Config) *Server {
 		registry: cfg.Registry,
 		conns:    make(map[string]*conn),
 	}
+	if s.cfg.MaxConnections == 0 {
+		s.cfg.MaxConnections = DefaultMaxConnections()
+	}
+	// The listener's connection table exists before Start, for the gauges
+	// and for connections registered without a network in tests.
+	s.lis = newTrackingListener(nil)
+	s.lis.maxConns, s.lis.setupTimeout = s.cfg.MaxConnections, s.cfg.SetupTimeout
+	s.lis.refused = s.refused
+	s.lis.expired = func(addr string) {
+		s.metrics.closed.WithLabelValues(reasonSetupTimeout).Inc()
+		s.log.Info("closing a connection that did not complete its setup in time", "addr", addr, "timeout", s.cfg.SetupTimeout)
+	}
 	s.handlers = s.requestHandlers()
-	s.metrics = newMetrics(cfg.Metrics, s.connectionCount)
-	s.grpc = grpc.NewServer(
-		grpc.MaxRecvMsgSize(cfg.MaxMessageSize),
-		// Thousands of mostly idle connections: a small read buffer each
-		// (write buffers go back to grpc's pool after every flush).
-		grpc.ReadBufferSize(readBufferSize),
-		grpc.StatsHandler(connTagger{}),
-		// The official clients ping every 60 s even when idle; grpc-go's default
-		// policy would answer that with GOAWAY "too_many_pings".
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.WaitForHandlers(true),
-	)
-	nacos.RegisterRequestServer(s.grpc, unaryService{s: s})
+	s.metrics = newMetrics(cfg.Metrics, gauges{
+		connections:    s.connectionCount,
+		open:           s.openConnections,
+		outboundBytes:  s.outboundBytes.Load,
+		maxConnections: s.cfg.MaxConnections,
+	})
+	s.clientErrors = newClientErrors(s.log, s.metrics.clientErrorsSuppressed, s.metrics.clientErrorsEvicted)
+	// The transport's options are shared with sextant-bench's ceiling server.
+	opts := serveropts.Transport(cfg.MaxMessageSize, cfg.MaxStreams)
+	if cfg.TLS != nil {
+		// The handshake runs on the connection's own goroutine, bounded by
+		// SetupTimeout like the rest of the setup.
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+	}
+	s.grpc = grpc.NewServer(opts...)
+	serveropts.RegisterRequest(s.grpc, s.serveRequest)
 	nacos.RegisterBiRequestStreamServer(s.grpc, streamService{s: s})
 	return s
 }
@@ -96,7 +154,7 @@ func (s *Server) Start(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("client gRPC listener: %w", err)
 	}
-	s.lis = newTrackingListener(lis)
+	s.lis.Listener = lis
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(2)
 	go func() {
@@ -109,7 +167,7 @@ func (s *Server) Start(context.Context) error {
 		defer s.wg.Done()
 		s.detectIdle()
 	}()
-	s.log.Info("client gRPC listening", "addr", lis.Addr().String())
+	s.log.Info("client gRPC listening", "addr", lis.Addr().String(), "tls", s.cfg.TLS != nil, "max_connections", s.cfg.MaxConnections)
 	return nil
 }
 
@@ -144,22 +202,26 @@ func (s *Server) conn(id string) *conn {
 	return s.conns[id]
 }
 
+// openConnections is how many TCP connections are open, set up or not.
+func (s *Server) openConnections() int { return s.lis.open() }
+
+// refused counts a connection closed at accept for the connection limit,
+// and logs the first of every burst.
+func (s *Server) refused() {
+	s.metrics.refused.Inc()
+	now := time.Now().UnixNano()
+	if last := s.lastRefusedLog.Load(); now-last >= int64(refusedLogInterval) && s.lastRefusedLog.CompareAndSwap(last, now) {
+		s.log.Warn("refusing client connections: remote.max_connections are open", "max_connections", s.cfg.MaxConnections)
+	}
+}
+
 func (s *Server) connectionCount() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return len(s.conns)
 }
 
-// unaryService and streamService adapt the Server to the generated interfaces.
-type unaryService struct {
-	nacos.UnimplementedRequestServer
-	s *Server
-}
-
-func (u unaryService) Request(ctx context.Context, p *nacos.Payload) (*nacos.Payload, error) {
-	return u.s.serveRequest(ctx, p), nil
-}
-
+// streamService adapts the Server to the generated interface of the stream.
 type streamService struct {
 	nacos.UnimplementedBiRequestStreamServer
 	s *Server
@@ -179,10 +241,8 @@ func (s *Server) serveStream(stream nacos.BiRequestStream_RequestBiStreamServer)
 	if p, ok := peer.FromContext(ctx); ok {
 		addr = p.Addr.String()
 	}
-	c := newConn(id, addr, time.Now(), stream.Send, func(err error) {
-		s.log.Debug("send failed; closing connection", "connection", id, "error", err)
-		s.lis.closeConn(addr)
-	})
+	var c *conn
+	c = s.newStreamConn(id, addr, stream.Send, func(err error) { s.dropConn(c, err) })
 	registered, err := s.read(stream, c)
 	s.lis.closeConn(addr) // unblocks a writer stuck on a client that stopped reading
 	c.close()
@@ -213,47 +273,95 @@ func (s *Server) read(stream nacos.BiRequestStream_RequestBiStreamServer, c *con
 			continue
 		}
 		if err := s.register(c, body); err != nil {
-			s.log.Warn("connection setup refused", "connection", c.id, "error", err)
+			s.clientErrors.report(clientIP(c.addr, c.id), "setup", "connection setup refused", "connection", c.id, "error", err)
 			return false, err
 		}
 		registered = true
 	}
 }
 
+// UsePersistentStore makes the server take persistent instances
+// (ephemeral=false, and the PersistentInstanceRequest) through store, the
+// Raft store; without one they are refused. Call it before Start: the
+// store is built after the plugins, which need the server first.
+func (s *Server) UsePersistentStore(store *persist.Store) { s.store = store }
+
 // register records a connection that sent its setup request.
+//
+// Its client is created first, and only then is the connection found by
+// requests: a client that is answered (a HealthCheckRequest, as clients poll
+// after their setup) must find its client when it registers next, not be
+// told that it is not connected.
 func (s *Server) register(c *conn, body []byte) error {
 	var setup connectionSetup
 	if err := json.Unmarshal(body, &setup); err != nil {
 		return fmt.Errorf("%s could not be parsed: %w", typeConnectionSetup, err)
 	}
-	s.mu.Lock()
-	if _, dup := s.conns[c.id]; dup {
-		s.mu.Unlock()
-		return errors.New("connection already has a stream")
+	c.version = setup.ClientVersion
+	if s.conn(c.id) != nil {
+		return errConnectionHasStream
 	}
-	s.conns[c.id] = c
-	s.mu.Unlock()
-	if err := s.registry.Connect(c.id, setup.Labels); err != nil {
-		s.mu.Lock()
-		delete(s.conns, c.id)
-		s.mu.Unlock()
+	labels, dropped, why := checkLabels(setup.Labels)
+	if dropped > 0 {
+		s.droppedLabels(c, dropped, why)
+	}
+	c.app = cmp.Or(labels[appNameLabel], noAppName)
+	// A second stream racing this one is refused here: the client exists.
+	if err := s.registry.Connect(c.id, labels); err != nil {
 		return err
 	}
-	s.log.Debug("connection set up", "connection", c.id, "client_version", setup.ClientVersion,
-		"tenant", setup.Tenant, "labels", setup.Labels)
+	s.mu.Lock()
+	s.conns[c.id] = c
+	s.mu.Unlock()
+	s.lis.setUp(c.addr)
+	s.log.Info("connection set up", "connection", c.id, "client_ip", clientIP(c.addr, c.id), "app", c.app,
+		"client_version", setup.ClientVersion)
+	s.log.Debug("connection labels", "connection", c.id, "tenant", setup.Tenant, "labels", labels)
 	return nil
 }
 
-// unregister removes a registered connection and its client.
+// errConnectionHasStream refuses the setup of a second stream on a
+// connection.
+var errConnectionHasStream = errors.New("connection already has a stream")
+
+// droppedLabels counts the labels checkLabels dropped of a connection's
+// setup, and logs the first connection of every burst.
+func (s *Server) droppedLabels(c *conn, dropped int, why string) {
+	s.metrics.labelsDropped.Add(float64(dropped))
+	now := time.Now().UnixNano()
+	if last := s.lastLabelsLog.Load(); now-last >= int64(refusedLogInterval) && s.lastLabelsLog.CompareAndSwap(last, now) {
+		s.log.Warn("dropping connection labels over the label limits", "connection", c.id, "dropped", dropped,
+			"first", why, "max_labels", maxLabels, "max_key_bytes", maxLabelKeyBytes, "max_value_bytes", maxLabelValueBytes)
+	}
+}
+
+// unregister removes a registered connection and its client, and logs what
+// went with it.
 func (s *Server) unregister(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c.id)
 	s.mu.Unlock()
+	var instances, subscriptions int
+	if info, ok := s.registry.ClientInfo(c.id); ok {
+		for _, insts := range info.Published {
+			instances += len(insts)
+		}
+		subscriptions = len(info.Subscribed)
+	}
 	if err := s.registry.Disconnect(s.baseCtx, c.id); err != nil {
 		s.log.Warn("removing a client's data was interrupted", "connection", c.id, "error", err)
 	}
-	s.log.Debug("connection closed", "connection", c.id)
+	s.log.Info("connection closed", "connection", c.id, "client_ip", clientIP(c.addr, c.id), "app", c.app,
+		"client_version", c.version, "instances_removed", instances, "subscriptions_removed", subscriptions,
+		"age", time.Since(c.since).Round(time.Millisecond))
 }
+
+// The label in which a Nacos client names its application, and what the
+// log says of a client without one.
+const (
+	appNameLabel = "AppName"
+	noAppName    = "-"
+)
 
 // detectIdle probes connections that have been silent for IdleTimeout with a
 // ClientDetectionRequest and drops those that do not answer in DetectTimeout.

@@ -17,6 +17,7 @@ const (
 	codeInvalidParam   = 400
 	codeServerError    = 500
 	codeBadBody        = 502
+	codeUnavailable    = 503 // no Raft quorum: persistent writes cannot commit
 )
 
 // Request and response class names the server itself deals in.

@@ -17,8 +17,8 @@ import (
 
 	"github.com/sextantd/sextant/core/config"
 	"github.com/sextantd/sextant/core/pluginhost"
-	"github.com/sextantd/sextant/plugins/pushrpc"
 	"github.com/sextantd/sextant/proto/nacos"
+	"github.com/sextantd/sextant/sdk"
 	sdkpush "github.com/sextantd/sextant/sdk/push"
 )
 
@@ -35,6 +35,29 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// fakePush is a push plugin serving the rpc role whose executor hands each
+// batch to pushed (dropping it when pushed is full) and acknowledges it: core
+// does not import plugins, even in tests.
+func fakePush(pushed chan<- sdkpush.Batch) sdkpush.Plugin {
+	return sdkpush.Plugin{
+		Info: sdk.Info{Name: "fakepush", Version: "0.0.1"},
+		Role: sdkpush.RoleRPC,
+		New: func([]byte, sdkpush.Host) (sdkpush.Executor, error) {
+			return executorFunc(func(_ context.Context, b sdkpush.Batch) []error {
+				select {
+				case pushed <- b:
+				default:
+				}
+				return make([]error, len(b.Targets))
+			}), nil
+		},
+	}
+}
+
+type executorFunc func(context.Context, sdkpush.Batch) []error
+
+func (f executorFunc) Push(ctx context.Context, b sdkpush.Batch) []error { return f(ctx, b) }
+
 func payload(typ, body string) *nacos.Payload {
 	return &nacos.Payload{Metadata: &nacos.Metadata{Type: typ}, Body: &anypb.Any{Value: []byte(body)}}
 }
@@ -49,10 +72,11 @@ func TestStopLeavesNothingRunning(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.Push.Delay = 0
 	// The test binary cannot run "sextant plugin", so the executor runs in process.
-	cfg.Plugins = map[string]config.Plugin{"pushrpc": {InProcess: true}}
+	cfg.Plugins = map[string]config.Plugin{"fakepush": {InProcess: true}}
+	pushed := make(chan sdkpush.Batch, 100)
 	srv, err := New(cfg, Options{
 		Logger:   hclog.NewNullLogger(),
-		Builtins: pluginhost.Builtins{Push: map[string]sdkpush.Plugin{"pushrpc": pushrpc.Plugin}},
+		Builtins: pluginhost.Builtins{Push: map[string]sdkpush.Plugin{"fakepush": fakePush(pushed)}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -104,6 +128,14 @@ func TestStopLeavesNothingRunning(t *testing.T) {
 	}
 	if _, err := unary.Request(ctx, payload("SubscribeServiceRequest", `{"serviceName":"s","subscribe":true}`)); err != nil {
 		t.Fatal(err)
+	}
+	select { // the subscription reaches the executor the plugin host runs
+	case b := <-pushed:
+		if b.Service.Name != "s" {
+			t.Fatalf("pushed %+v, want service s", b.Service)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the subscriber was never pushed to")
 	}
 
 	stopCtx, cancel := context.WithTimeout(ctx, StopTimeout)

@@ -9,13 +9,13 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/sextantd/sextant/sdk/sdktest"
+	"github.com/sextantd/sextant/sdk/push/pushtest"
 )
 
 // The conformance kit, against the plugin served in process...
 func TestConformance(t *testing.T) {
 	hook := newHookServer(t)
-	sdktest.Push(t, sdktest.PushOptions{Plugin: &Plugin, Config: hookConfig(hook), Deliveries: hook})
+	pushtest.Run(t, pushtest.Options{Plugin: &Plugin, Config: hookConfig(hook), Deliveries: hook})
 }
 
 // ...and against the binary, as Sextant runs it.
@@ -25,15 +25,15 @@ func TestConformanceBinary(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	hook := newHookServer(t)
-	sdktest.Push(t, sdktest.PushOptions{Binary: bin, Config: hookConfig(hook), Deliveries: hook})
+	pushtest.Run(t, pushtest.Options{Binary: bin, Config: hookConfig(hook), Deliveries: hook})
 }
 
 func hookConfig(hook *hookServer) map[string]any {
-	return map[string]any{"url": hook.URL, "timeout": "5s", "retries": 1, "services": []any{"sdktest-*"}}
+	return map[string]any{"url": hook.URL, "timeout": "5s", "retries": 1, "services": []any{"pushtest-*"}}
 }
 
 // hookServer is a webhook endpoint whose answers the kit steers: it
-// implements sdktest.Deliveries.
+// implements pushtest.Deliveries.
 type hookServer struct {
 	*httptest.Server
 	release chan struct{} // closed at the end of the test: hanging POSTs return
@@ -73,13 +73,13 @@ func (h *hookServer) set(status int, hang func()) {
 	h.status, h.hang = status, hang
 }
 
-// Succeed implements sdktest.Deliveries.
+// Succeed implements pushtest.Deliveries.
 func (h *hookServer) Succeed() { h.set(http.StatusOK, nil) }
 
-// Fail implements sdktest.Deliveries.
+// Fail implements pushtest.Deliveries.
 func (h *hookServer) Fail() { h.set(http.StatusServiceUnavailable, nil) }
 
-// Hang implements sdktest.Deliveries.
+// Hang implements pushtest.Deliveries.
 func (h *hookServer) Hang() <-chan struct{} {
 	hung := make(chan struct{})
 	h.set(0, sync.OnceFunc(func() { close(hung) }))

@@ -4,12 +4,12 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/sextantd/sextant/sdk/sdktest"
+	"github.com/sextantd/sextant/sdk/membership/membershiptest"
 )
 
 func TestConformance(t *testing.T) {
 	srv := newAddressServer(t, "127.0.0.1:8848\n10.0.0.2:8848\n")
-	sdktest.Membership(t, sdktest.MembershipOptions{
+	membershiptest.Run(t, membershiptest.Options{
 		Plugin: &Plugin,
 		Config: map[string]any{"url": srv.URL + "/nacos/serverlist", "interval": "10ms", "timeout": "1s"},
 		Change: func() []string {

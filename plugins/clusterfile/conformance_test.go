@@ -6,15 +6,15 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/sextantd/sextant/sdk/sdktest"
+	"github.com/sextantd/sextant/sdk/membership/membershiptest"
 )
 
 // conformance is the kit's run against a cluster.conf in a temporary
 // directory, which Change rewrites.
-func conformance(t *testing.T, binary string) sdktest.MembershipOptions {
+func conformance(t *testing.T, binary string) membershiptest.Options {
 	path := filepath.Join(t.TempDir(), "cluster.conf")
 	write(t, path, "# three nodes, one with the default port\n127.0.0.1:8848\n10.0.0.2:8848\n10.0.0.3\n")
-	opts := sdktest.MembershipOptions{
+	opts := membershiptest.Options{
 		Binary: binary,
 		Config: map[string]any{"path": path, "interval": "10ms"},
 		Change: func() []string {
@@ -29,7 +29,7 @@ func conformance(t *testing.T, binary string) sdktest.MembershipOptions {
 }
 
 func TestConformance(t *testing.T) {
-	sdktest.Membership(t, conformance(t, ""))
+	membershiptest.Run(t, conformance(t, ""))
 }
 
 func TestConformanceBinary(t *testing.T) {
@@ -40,5 +40,5 @@ func TestConformanceBinary(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/clusterfile").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	sdktest.Membership(t, conformance(t, bin))
+	membershiptest.Run(t, conformance(t, bin))
 }

@@ -5,10 +5,9 @@ import (
 	"net"
 	"testing"
 
-	"github.com/hashicorp/go-plugin"
-
 	"github.com/sextantd/sextant/plugins/grpctransport"
-	"github.com/sextantd/sextant/sdk/transport"
+	"github.com/sextantd/sextant/sdk/host"
+	"github.com/sextantd/sextant/sdk/transport/transporttest"
 )
 
 // echo is a node's server in the benchmarks: it answers with the payload.
@@ -22,15 +21,9 @@ func (echo) Snapshot(context.Context, string, func([]byte) error) error { return
 
 // pluginNode runs grpctransport as a plugin over a go-plugin connection, as
 // the server does, listening on a free loopback port.
-func pluginNode(b *testing.B, self string) (*transport.RemoteTransport, string) {
+func pluginNode(b *testing.B, self string) (*host.RemoteTransport, string) {
 	b.Helper()
-	client, _ := plugin.TestPluginGRPCConn(b, false, grpctransport.Plugin.Set())
-	b.Cleanup(func() { client.Close() })
-	raw, err := client.Dispense(transport.DispenseName)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c := raw.(*transport.Client)
+	c := transporttest.Dispense(b, grpctransport.Plugin)
 	ctx := context.Background()
 	if err := c.Configure(ctx, []byte("{}"), echo{}); err != nil {
 		b.Fatal(err)

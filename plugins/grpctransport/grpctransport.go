@@ -6,10 +6,12 @@
 // cancellation carried across. Snapshots stream chunk by chunk, a chunk
 // larger than 1 MiB in pieces that the receiver joins again.
 //
-// The wire is plaintext gRPC, unauthenticated: the cluster port belongs on
-// the nodes' own network, never on one clients or strangers reach. (TLS can
-// come later.) Every node of a cluster must use this transport, with the
-// same max_message_size.
+// Peers authenticate each other with mutual TLS (tls_* keys: a node is the
+// address its certificate names, sextant://host:port), or prove a shared
+// secret when they open a stream (secret), or both. Without either, the wire
+// is plaintext gRPC and anyone who reaches the cluster port is taken for the
+// node it says it is. Every node of a cluster must use this transport, with
+// the same max_message_size and the same authentication.
 //
 // It is written against sdk alone, like any third party's plugin.
 package grpctransport
@@ -20,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,11 +34,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	peerv1 "github.com/sextantd/sextant/proto/grpctransport/v1"
 	"github.com/sextantd/sextant/sdk"
+	"github.com/sextantd/sextant/sdk/streamcall"
 	"github.com/sextantd/sextant/sdk/transport"
 )
 
@@ -46,6 +49,14 @@ var Plugin = transport.Plugin{
 			Description: "how long a call waits for a connection to a peer before the peer counts as unreachable (default 2s)"},
 		{Key: "max_message_size", Type: sdk.Int,
 			Description: "the largest call, answer or snapshot chunk between nodes, in bytes; the same on every node (default 256 MiB)"},
+		{Key: "tls_ca_file", Type: sdk.String,
+			Description: "PEM file of the CA certificates the peers' certificates must chain to; with tls_cert_file and tls_key_file, peers speak mutual TLS (the server sets it from cluster.tls.ca_file)"},
+		{Key: "tls_cert_file", Type: sdk.String,
+			Description: "PEM file of this node's certificate chain, leaf first; the leaf names the node's address in a URI SAN sextant://host:port (from cluster.tls.cert_file)"},
+		{Key: "tls_key_file", Type: sdk.String,
+			Description: "PEM file of the certificate's private key (from cluster.tls.key_file)"},
+		{Key: "secret", Type: sdk.String,
+			Description: "a secret shared by the cluster's nodes, at least 32 bytes: a caller must prove it knows it (from cluster.secret; no default)"},
 	}},
 	New: func(config []byte, host transport.Host) (transport.Transport, error) {
 		if host.Inbound == nil {
@@ -65,6 +76,12 @@ type Config struct {
 	DialTimeout time.Duration
 	// MaxMessageSize bounds a call's payload or answer, in bytes.
 	MaxMessageSize int
+	// TLS, when set, runs mutual TLS with the peers: a caller is the node
+	// its certificate names.
+	TLS *TLS
+	// Secret, when set, is shared by the cluster's nodes: a caller must
+	// prove it knows it (at least MinSecretLength bytes).
+	Secret []byte
 }
 
 // The defaults of Config.
@@ -79,6 +96,10 @@ func ParseConfig(config []byte) (Config, error) {
 	var raw struct {
 		DialTimeout    *sdk.ConfigDuration `json:"dial_timeout"`
 		MaxMessageSize *int                `json:"max_message_size"`
+		TLSCAFile      string              `json:"tls_ca_file"`
+		TLSCertFile    string              `json:"tls_cert_file"`
+		TLSKeyFile     string              `json:"tls_key_file"`
+		Secret         *string             `json:"secret"`
 	}
 	if len(config) > 0 {
 		if err := sdk.DecodeConfig(config, &raw); err != nil {
@@ -95,6 +116,22 @@ func ParseConfig(config []byte) (Config, error) {
 		if cfg.MaxMessageSize = *raw.MaxMessageSize; cfg.MaxMessageSize < minMessageSize {
 			return Config{}, fmt.Errorf("config.max_message_size: must be at least %d bytes, not %d", minMessageSize, cfg.MaxMessageSize)
 		}
+	}
+	switch files := []string{raw.TLSCAFile, raw.TLSCertFile, raw.TLSKeyFile}; {
+	case !slices.Contains(files, ""):
+		tlsCfg, err := LoadTLS(raw.TLSCAFile, raw.TLSCertFile, raw.TLSKeyFile)
+		if err != nil {
+			return Config{}, err
+		}
+		cfg.TLS = tlsCfg
+	case slices.ContainsFunc(files, func(f string) bool { return f != "" }):
+		return Config{}, errors.New("config.tls_ca_file, config.tls_cert_file, config.tls_key_file: set all three, or none")
+	}
+	if raw.Secret != nil {
+		if len(*raw.Secret) < MinSecretLength {
+			return Config{}, fmt.Errorf("config.secret: must be at least %d bytes, not %d", MinSecretLength, len(*raw.Secret))
+		}
+		cfg.Secret = []byte(*raw.Secret)
 	}
 	return cfg, nil
 }
@@ -118,6 +155,9 @@ type Transport struct {
 	cfg     Config
 	inbound transport.Inbound
 	logger  hclog.Logger
+	// challenges are those this node issues, with a secret.
+	challenges *challenges
+	refusalCounters
 	ctx     context.Context // ends at Close: every stream to a peer does
 	cancel  context.CancelFunc
 	serving sync.WaitGroup // the server
@@ -147,7 +187,7 @@ func New(cfg Config, host transport.Host) *Transport {
 		logger = hclog.NewNullLogger()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Transport{cfg: cfg, inbound: host.Inbound, logger: logger, ctx: ctx, cancel: cancel, peers: map[string]*peer{}}
+	return &Transport{cfg: cfg, inbound: host.Inbound, logger: logger, challenges: newChallenges(), ctx: ctx, cancel: cancel, peers: map[string]*peer{}}
 }
 
 // Listen serves peers on address as the node self.
@@ -163,20 +203,30 @@ func (t *Transport) Listen(ctx context.Context, address, self string) error {
 	case t.server != nil:
 		return fmt.Errorf("grpctransport: already listening on %s", t.addr)
 	}
-	lis, err := new(net.ListenConfig).Listen(ctx, "tcp", address)
-	if err != nil {
-		return fmt.Errorf("grpctransport: %w", err)
-	}
-	srv := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(t.cfg.MaxMessageSize),
 		grpc.MaxSendMsgSize(t.cfg.MaxMessageSize),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveTime / 2, PermitWithoutStream: true}),
 		grpc.WaitForHandlers(true), // Close returns once no handler runs
-	)
+	}
+	if t.cfg.TLS != nil {
+		if err := t.cfg.TLS.checkOwnCertificate(self); err != nil {
+			return err
+		}
+		opts = append(opts, grpc.Creds(loggedHandshakes{t.cfg.TLS.serverCredentials(), t}))
+	}
+	lis, err := new(net.ListenConfig).Listen(ctx, "tcp", address)
+	if err != nil {
+		return fmt.Errorf("grpctransport: %w", err)
+	}
+	srv := grpc.NewServer(opts...)
 	peerv1.RegisterPeerServer(srv, &peerServer{t: t})
 	t.server, t.addr, t.self = srv, lis.Addr(), self
 	t.serving.Go(func() { _ = srv.Serve(lis) })
-	t.logger.Debug("listening for peers", "address", lis.Addr().String(), "self", self)
+	t.logger.Debug("listening for peers", "address", lis.Addr().String(), "self", self, "tls", t.cfg.TLS != nil, "secret", len(t.cfg.Secret) > 0)
+	if t.cfg.TLS == nil && len(t.cfg.Secret) == 0 {
+		t.logger.Warn("the cluster port accepts any caller: set cluster.tls or cluster.secret", "address", lis.Addr().String())
+	}
 	return nil
 }
 
@@ -246,6 +296,14 @@ func (t *Transport) Call(ctx context.Context, target, kind string, payload []byt
 		return nil, ctx.Err()
 	case t.ctx.Err() != nil:
 		return nil, ErrClosed
+	case errors.Is(err, streamcall.ErrClosed):
+		// The peer ended the stream (it refused this node, say) as the call
+		// went out: its status comes as the stream's end.
+		select {
+		case <-c.Done():
+			err = c.Err()
+		case <-ctx.Done():
+		}
 	}
 	return nil, fmt.Errorf("grpctransport: calling %s: %w", target, err)
 }
@@ -281,7 +339,7 @@ func (t *Transport) Snapshot(ctx context.Context, target string, fn func([]byte)
 	defer cancel()
 	defer context.AfterFunc(t.ctx, cancel)()
 	var stream grpc.ServerStreamingClient[peerv1.Chunk]
-	err = p.open(ctx, cancel, func(ctx context.Context) (err error) {
+	err = p.open(ctx, cancel, peerv1.Peer_Snapshot_FullMethodName, func(ctx context.Context) (err error) {
 		stream, err = p.client.Snapshot(ctx, &peerv1.SnapshotRequest{}, p.callOptions...)
 		return err
 	})
@@ -340,10 +398,14 @@ func (t *Transport) peer(target string) (*peer, error) {
 	if p := t.peers[target]; p != nil {
 		return p, nil
 	}
+	creds := insecure.NewCredentials()
+	if t.cfg.TLS != nil {
+		creds = t.cfg.TLS.clientCredentials()
+	}
 	// passthrough: every connection attempt resolves target afresh, so a
 	// peer back on another address under the same name is found.
 	conn, err := grpc.NewClient("passthrough:///"+target,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: t.cfg.DialTimeout,
@@ -390,7 +452,7 @@ type peer struct {
 // came of it.
 type opening struct {
 	ready  chan struct{}
-	caller *transport.Caller[*peerv1.CallRequest, *peerv1.CallResult]
+	caller *streamcall.Caller[*peerv1.CallRequest, *peerv1.CallResult]
 	err    error
 }
 
@@ -415,7 +477,7 @@ func (o *opening) usable() bool {
 // caller returns the open Call stream to the peer, opening one if there is
 // none (or it broke): every call waiting for the same opening gets what
 // comes of it.
-func (p *peer) caller(ctx context.Context) (*transport.Caller[*peerv1.CallRequest, *peerv1.CallResult], error) {
+func (p *peer) caller(ctx context.Context) (*streamcall.Caller[*peerv1.CallRequest, *peerv1.CallResult], error) {
 	p.mu.Lock()
 	o := p.current
 	if o == nil || !o.usable() {
@@ -442,12 +504,12 @@ func (p *peer) openCall(o *opening) {
 	ctx, cancel := context.WithCancel(p.t.ctx)
 	defer cancel()
 	var stream grpc.BidiStreamingClient[peerv1.CallRequest, peerv1.CallResult]
-	o.err = p.open(ctx, cancel, func(ctx context.Context) (err error) {
+	o.err = p.open(ctx, cancel, peerv1.Peer_Call_FullMethodName, func(ctx context.Context) (err error) {
 		stream, err = p.client.Call(ctx, p.callOptions...)
 		return err
 	})
 	if o.err == nil {
-		o.caller = transport.NewCaller(stream, func(id uint64) *peerv1.CallRequest {
+		o.caller = streamcall.NewCaller(stream, func(id uint64) *peerv1.CallRequest {
 			return &peerv1.CallRequest{Id: id, Cancel: true}
 		})
 	}
@@ -457,17 +519,21 @@ func (p *peer) openCall(o *opening) {
 	}
 }
 
-// open opens a stream to the peer with start, telling it who calls, and
-// gives up after the dial timeout by calling cancel, which must end ctx.
-// Failing fast is the point: the cluster marks a peer that cannot be reached
-// DOWN, so no call waits for a connection to become ready.
-func (p *peer) open(ctx context.Context, cancel context.CancelFunc, start func(context.Context) error) error {
+// open opens a stream of method to the peer with start, telling it who
+// calls (and proving it, with a secret), and gives up after the dial timeout
+// by calling cancel, which must end ctx. Failing fast is the point: the
+// cluster marks a peer that cannot be reached DOWN, so no call waits for a
+// connection to become ready.
+func (p *peer) open(ctx context.Context, cancel context.CancelFunc, method string, start func(context.Context) error) error {
 	var timedOut atomic.Bool
 	timer := time.AfterFunc(p.t.cfg.DialTimeout, func() {
 		timedOut.Store(true)
 		cancel()
 	})
-	err := start(metadata.AppendToOutgoingContext(ctx, fromKey, p.t.self))
+	streamCtx, err := p.withCredentials(ctx, method)
+	if err == nil {
+		err = start(streamCtx)
+	}
 	timer.Stop()
 	switch {
 	case p.t.ctx.Err() != nil:

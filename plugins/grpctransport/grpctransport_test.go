@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -469,16 +470,20 @@ func TestParseConfig(t *testing.T) {
 		want   Config
 		err    string
 	}{
-		{"", Config{DefaultDialTimeout, DefaultMaxMessageSize}, ""},
-		{"{}", Config{DefaultDialTimeout, DefaultMaxMessageSize}, ""},
-		{`{"dial_timeout":"500ms","max_message_size":16777216}`, Config{500 * time.Millisecond, 16 << 20}, ""},
+		{"", Config{DialTimeout: DefaultDialTimeout, MaxMessageSize: DefaultMaxMessageSize}, ""},
+		{"{}", Config{DialTimeout: DefaultDialTimeout, MaxMessageSize: DefaultMaxMessageSize}, ""},
+		{`{"dial_timeout":"500ms","max_message_size":16777216}`, Config{DialTimeout: 500 * time.Millisecond, MaxMessageSize: 16 << 20}, ""},
+		{`{"secret":"0123456789abcdef0123456789abcdef"}`, Config{DialTimeout: DefaultDialTimeout, MaxMessageSize: DefaultMaxMessageSize, Secret: []byte("0123456789abcdef0123456789abcdef")}, ""},
 		{`{"dial_timeout":"0s"}`, Config{}, "config.dial_timeout: must be positive"},
 		{`{"max_message_size":1000}`, Config{}, "config.max_message_size: must be at least"},
 		{`{"dial_timeout":"soon"}`, Config{}, "soon"},
 		{`{"colour":"blue"}`, Config{}, `unknown field "colour"`},
+		{`{"secret":"short"}`, Config{}, "config.secret: must be at least 32 bytes, not 5"},
+		{`{"tls_ca_file":"ca.pem"}`, Config{}, "set all three, or none"},
+		{`{"tls_ca_file":"/nonexistent/ca.pem","tls_cert_file":"c.pem","tls_key_file":"k.pem"}`, Config{}, "config.tls_ca_file: open /nonexistent/ca.pem"},
 	} {
 		got, err := ParseConfig([]byte(tc.config))
-		if tc.err == "" && (err != nil || got != tc.want) || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+		if tc.err == "" && (err != nil || !reflect.DeepEqual(got, tc.want)) || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("ParseConfig(%s) = %+v, %v", tc.config, got, err)
 		}
 	}

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	peerv1 "github.com/sextantd/sextant/proto/grpctransport/v1"
-	"github.com/sextantd/sextant/sdk/transport"
+	"github.com/sextantd/sextant/sdk/streamcall"
 )
 
 // peerServer serves the node's peers: their calls and snapshot requests go
@@ -29,12 +29,12 @@ type result struct {
 }
 
 func (s *peerServer) Call(stream peerv1.Peer_CallServer) error {
-	from, err := fromOf(stream.Context())
+	from, err := s.t.authenticate(stream.Context(), peerv1.Peer_Call_FullMethodName)
 	if err != nil {
 		return err
 	}
 	limit := s.t.cfg.MaxMessageSize - overhead
-	err = transport.ServeCalls(callServerStream{stream}, func(ctx context.Context, req incoming) result {
+	err = streamcall.Serve(callServerStream{stream}, func(ctx context.Context, req incoming) result {
 		payload, err := s.handle(ctx, from, req.GetKind(), req.GetPayload())
 		if err == nil && len(payload) > limit {
 			// Sent, it would fail and the caller wait in vain.
@@ -95,7 +95,7 @@ func (s *peerServer) handle(ctx context.Context, from, kind string, payload []by
 }
 
 func (s *peerServer) Snapshot(_ *peerv1.SnapshotRequest, stream peerv1.Peer_SnapshotServer) error {
-	from, err := fromOf(stream.Context())
+	from, err := s.t.authenticate(stream.Context(), peerv1.Peer_Snapshot_FullMethodName)
 	if err != nil {
 		return err
 	}
@@ -125,8 +125,13 @@ func (s *peerServer) snapshot(ctx context.Context, from string, fn func([]byte) 
 	return s.t.inbound.Snapshot(ctx, from, fn)
 }
 
-// fromOf returns the calling node's address, which it sends when it opens a
-// stream.
+// Challenge issues a challenge, for a caller to prove the secret with.
+func (s *peerServer) Challenge(context.Context, *peerv1.ChallengeRequest) (*peerv1.ChallengeResult, error) {
+	return &peerv1.ChallengeResult{Challenge: s.t.challenges.issue()}, nil
+}
+
+// fromOf returns the address the calling node claims, which it sends when
+// it opens a stream.
 func fromOf(ctx context.Context) (string, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	if from := md.Get(fromKey); len(from) == 1 && from[0] != "" {

@@ -6,14 +6,10 @@ package pushrpc
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/sextantd/sextant/sdk"
 	"github.com/sextantd/sextant/sdk/push"
 )
-
-// NotifyRequestType is the Nacos class name of a server push.
-const NotifyRequestType = "NotifySubscriberRequest"
 
 // Plugin is the executor as a push plugin serving the rpc role. It takes no
 // configuration.
@@ -35,24 +31,9 @@ func New(conns push.Connections) *Executor {
 	return &Executor{conns: conns}
 }
 
-// notifyBody is the JSON of a NotifySubscriberRequest minus its requestId.
-type notifyBody struct {
-	Module      string          `json:"module"`
-	Namespace   string          `json:"namespace"`
-	ServiceName string          `json:"serviceName"`
-	GroupName   string          `json:"groupName"`
-	ServiceInfo json.RawMessage `json:"serviceInfo"`
-}
-
 // Push sends b's data to every target; one error per target.
 func (e *Executor) Push(ctx context.Context, b push.Batch) []error {
-	body, err := json.Marshal(notifyBody{
-		Module:      "naming",
-		Namespace:   b.Service.Namespace,
-		ServiceName: b.Service.Name,
-		GroupName:   b.Service.Group,
-		ServiceInfo: b.ServiceInfo,
-	})
+	body, err := push.NotifyRequest(b)
 	if err != nil {
 		errs := make([]error, len(b.Targets))
 		for i := range errs {
@@ -64,5 +45,5 @@ func (e *Executor) Push(ctx context.Context, b push.Batch) []error {
 	for i, t := range b.Targets {
 		ids[i] = t.ConnectionID
 	}
-	return e.conns.Request(ctx, NotifyRequestType, body, ids)
+	return e.conns.Request(ctx, push.NotifyRequestType, body, ids)
 }

@@ -3,9 +3,9 @@ package standalone
 import (
 	"testing"
 
-	"github.com/sextantd/sextant/sdk/sdktest"
+	"github.com/sextantd/sextant/sdk/membership/membershiptest"
 )
 
 func TestConformance(t *testing.T) {
-	sdktest.Membership(t, sdktest.MembershipOptions{Plugin: &Plugin})
+	membershiptest.Run(t, membershiptest.Options{Plugin: &Plugin})
 }

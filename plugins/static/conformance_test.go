@@ -3,11 +3,11 @@ package static
 import (
 	"testing"
 
-	"github.com/sextantd/sextant/sdk/sdktest"
+	"github.com/sextantd/sextant/sdk/membership/membershiptest"
 )
 
 func TestConformance(t *testing.T) {
-	sdktest.Membership(t, sdktest.MembershipOptions{
+	membershiptest.Run(t, membershiptest.Options{
 		Plugin: &Plugin,
 		Config: map[string]any{"members": []any{"10.0.0.2:8848", "10.0.0.3"}},
 	})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"sync"
 	"time"
@@ -14,42 +13,32 @@ import (
 	"google.golang.org/grpc"
 
 	pluginv1 "github.com/sextantd/sextant/proto/plugin/v1"
-	"github.com/sextantd/sextant/sdk"
-	"github.com/sextantd/sextant/sdk/internal/infowire"
-	"github.com/sextantd/sextant/sdk/internal/watchlog"
+	"github.com/sextantd/sextant/sdk/internal/wire"
 )
 
-// grpcPlugin is the go-plugin glue of membership plugins: the plugin process
-// serves with GRPCServer, the host gets a *Client from GRPCClient.
+// The plugin side of the membership protocol
+// (proto/plugin/v1/membership.proto); the host side is sdk/host's.
+
+func init() {
+	wire.RegisterServer(wire.KindMembership, func(impl any) plugin.Plugin { return &grpcPlugin{impl: impl.(Plugin)} })
+}
+
+// grpcPlugin serves a membership plugin in its process through go-plugin.
 type grpcPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	impl Plugin // on the plugin side only
+	impl Plugin
 }
 
 func (g *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	srv := &server{impl: g.impl, logger: sdk.Logger(g.impl.Name)}
+	srv := &server{impl: g.impl, logger: wire.Logger(g.impl.Name)}
 	pluginv1.RegisterPluginServer(s, srv)
 	pluginv1.RegisterMembershipServer(s, srv)
 	return nil
 }
 
-func (g *grpcPlugin) GRPCClient(ctx context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return &Client{
-		exited:     ctx.Done(),
-		plugin:     pluginv1.NewPluginClient(conn),
-		membership: pluginv1.NewMembershipClient(conn),
-	}, nil
+func (g *grpcPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return nil, errors.New("the plugin side of a membership plugin has no client; hosts use sdk/host")
 }
-
-// PluginSet is the plugin set a host dispenses membership plugins from.
-func PluginSet() plugin.PluginSet {
-	return plugin.PluginSet{pluginName: &grpcPlugin{}}
-}
-
-// DispenseName is the name a host dispenses a membership plugin by.
-const DispenseName = pluginName
-
-// ---- plugin side ----
 
 // lateReturn is how long after its context ends a Watch may take to return
 // before the plugin logs that its provider ignores cancellation.
@@ -67,7 +56,7 @@ type server struct {
 }
 
 func (s *server) Info(context.Context, *pluginv1.InfoRequest) (*pluginv1.InfoResponse, error) {
-	return infowire.Encode(s.impl.Info, sdk.KindMembership), nil
+	return wire.EncodeInfo(s.impl.Info, wire.KindMembership), nil
 }
 
 // Configure builds the provider. A provider calls no host service, so the
@@ -78,7 +67,7 @@ func (s *server) Configure(_ context.Context, req *pluginv1.ConfigureRequest) (*
 	if s.provider != nil {
 		return nil, errors.New("already configured")
 	}
-	p, err := newProvider(s.impl, req.GetConfigJson(), Host{Logger: s.logger})
+	p, err := NewProvider(s.impl, req.GetConfigJson(), Host{Logger: s.logger})
 	if err != nil {
 		return nil, err
 	}
@@ -112,22 +101,19 @@ func (s *server) Watch(req *pluginv1.WatchRequest, stream pluginv1.Membership_Wa
 	})
 	stopWarning()
 	close(returned)
-	s.logger.Debug(watchlog.Ended, // the conformance kit looks for it
+	s.logger.Debug(wire.WatchEnded, // the conformance kit looks for it
 		"self", req.GetSelf(), "error", err)
 	return err
 }
 
-// NewProvider builds p's provider as Configure does, for a host that runs a
-// plugin in its own process: New's panics become errors, and so does a nil
-// provider. The provider returned keeps Watch's contract whatever p's does:
-// a panic in Watch is returned as an error, update is never called
-// concurrently, nor after Watch has returned, and is handed a list of its
-// own.
-func NewProvider(p Plugin, config []byte, host Host) (Provider, error) {
-	return newProvider(p, config, host)
-}
-
-func newProvider(p Plugin, config []byte, host Host) (provider Provider, err error) {
+// NewProvider builds p's provider from a configuration block as the server
+// does: New's panics become errors, and so does a nil provider. The
+// provider returned keeps Watch's contract whatever p's does: a panic in
+// Watch is returned as an error, update is never called concurrently, nor
+// after Watch has returned, and is handed a list of its own. Use it in a
+// plugin's unit tests to get the provider the server would get; a server
+// running a built-in plugin in its own process uses it too.
+func NewProvider(p Plugin, config []byte, host Host) (provider Provider, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			provider, err = nil, fmt.Errorf("starting the provider panicked: %v", r)
@@ -179,68 +165,5 @@ func (g guarded) Watch(ctx context.Context, self string, update func(members []s
 		return errors.New("the provider's Watch returned before its context ended, and without an error")
 	default:
 		return fmt.Errorf("the provider's Watch failed: %w", err)
-	}
-}
-
-// ---- host side ----
-
-// Client is the host's handle on a running membership plugin process. It
-// implements Provider.
-type Client struct {
-	exited     <-chan struct{}
-	plugin     pluginv1.PluginClient
-	membership pluginv1.MembershipClient
-}
-
-// Description is what a membership plugin says about itself.
-type Description struct {
-	sdk.Info
-	Kind sdk.Kind
-}
-
-// Exited is closed when the plugin process has exited.
-func (c *Client) Exited() <-chan struct{} { return c.exited }
-
-// Describe asks the plugin what it is.
-func (c *Client) Describe(ctx context.Context) (Description, error) {
-	resp, err := c.plugin.Info(ctx, &pluginv1.InfoRequest{})
-	if err != nil {
-		return Description{}, err
-	}
-	info, kind := infowire.Decode(resp)
-	return Description{Info: info, Kind: kind}, nil
-}
-
-// Configure hands the plugin its checked configuration. A provider is
-// offered no host service (host_broker_id 0); it logs through go-plugin.
-func (c *Client) Configure(ctx context.Context, config []byte) error {
-	_, err := c.plugin.Configure(ctx, &pluginv1.ConfigureRequest{ConfigJson: config})
-	return err
-}
-
-// Watch implements Provider over the plugin's Membership.Watch stream:
-// update gets every list the plugin sends, in order, on one goroutine. It
-// returns ctx's error once ctx is done, and any other error when the stream
-// ends before — the plugin exited, or its provider failed — after which the
-// host may Watch again (a restarted plugin, Configured again, first).
-func (c *Client) Watch(ctx context.Context, self string, update func(members []string)) error {
-	stream, err := c.membership.Watch(ctx, &pluginv1.WatchRequest{Self: self})
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("membership plugin: %w", err)
-	}
-	for {
-		m, err := stream.Recv()
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case errors.Is(err, io.EOF):
-			return errors.New("membership plugin: the plugin ended the watch")
-		case err != nil:
-			return fmt.Errorf("membership plugin: %w", err)
-		}
-		update(m.GetAddresses())
 	}
 }

@@ -3,18 +3,12 @@ package membership
 import (
 	"github.com/hashicorp/go-plugin"
 
-	"github.com/sextantd/sextant/sdk"
+	"github.com/sextantd/sextant/sdk/internal/wire"
 )
 
-// pluginName is the key of membership plugins in a go-plugin plugin set.
-const pluginName = "membership"
-
-// Set returns the go-plugin plugin set that serves p.
-func (p Plugin) Set() plugin.PluginSet {
-	return plugin.PluginSet{pluginName: &grpcPlugin{impl: p}}
-}
-
-// Serve runs a membership plugin process; call it from the plugin's main.
+// Serve runs a membership plugin process; call it from the plugin's main. It
+// never returns: the process exits when the server stops it, or soon after
+// the server dies.
 func Serve(p Plugin) {
-	sdk.Serve(p.Set(), sdk.Logger(p.Name))
+	wire.Serve(plugin.PluginSet{string(wire.KindMembership): &grpcPlugin{impl: p}}, wire.Logger(p.Name))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
@@ -11,43 +12,33 @@ import (
 	"google.golang.org/grpc"
 
 	pluginv1 "github.com/sextantd/sextant/proto/plugin/v1"
-	"github.com/sextantd/sextant/sdk"
-	"github.com/sextantd/sextant/sdk/internal/infowire"
-	"github.com/sextantd/sextant/sdk/internal/streamcall"
+	"github.com/sextantd/sextant/sdk/internal/wire"
+	"github.com/sextantd/sextant/sdk/streamcall"
 )
 
-// grpcPlugin is the go-plugin glue of push plugins: the plugin process serves
-// with GRPCServer, the host gets a *Client from GRPCClient.
+// The plugin side of the push protocol (proto/plugin/v1/push.proto); the
+// host side is sdk/host's.
+
+func init() {
+	wire.RegisterServer(wire.KindPush, func(impl any) plugin.Plugin { return &grpcPlugin{impl: impl.(Plugin)} })
+}
+
+// grpcPlugin serves a push plugin in its process through go-plugin.
 type grpcPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	impl Plugin // on the plugin side only
+	impl Plugin
 }
 
 func (g *grpcPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
-	srv := &server{impl: g.impl, broker: broker, logger: sdk.Logger(g.impl.Name)}
+	srv := &server{impl: g.impl, broker: broker, logger: wire.Logger(g.impl.Name)}
 	pluginv1.RegisterPluginServer(s, srv)
 	pluginv1.RegisterPushExecutorServer(s, srv)
 	return nil
 }
 
-func (g *grpcPlugin) GRPCClient(ctx context.Context, broker *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return &Client{
-		exited: ctx.Done(),
-		broker: broker,
-		plugin: pluginv1.NewPluginClient(conn),
-		push:   pluginv1.NewPushExecutorClient(conn),
-	}, nil
+func (g *grpcPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return nil, errors.New("the plugin side of a push plugin has no client; hosts use sdk/host")
 }
-
-// PluginSet is the plugin set a host dispenses push plugins from.
-func PluginSet() plugin.PluginSet {
-	return plugin.PluginSet{pluginName: &grpcPlugin{}}
-}
-
-// DispenseName is the name a host dispenses a push plugin by.
-const DispenseName = pluginName
-
-// ---- plugin side ----
 
 // server runs a push plugin's executor for the host.
 type server struct {
@@ -63,7 +54,7 @@ type server struct {
 }
 
 func (s *server) Info(context.Context, *pluginv1.InfoRequest) (*pluginv1.InfoResponse, error) {
-	resp := infowire.Encode(s.impl.Info, sdk.KindPush)
+	resp := wire.EncodeInfo(s.impl.Info, wire.KindPush)
 	resp.PushRole = string(s.impl.Role)
 	return resp, nil
 }
@@ -74,8 +65,7 @@ func (s *server) Configure(_ context.Context, req *pluginv1.ConfigureRequest) (*
 	if s.exec != nil {
 		return nil, errors.New("already configured")
 	}
-	conn, err := s.broker.DialWithOptions(req.GetHostBrokerId(), grpc.WithDefaultCallOptions(
-		grpc.MaxCallRecvMsgSize(sdk.MaxMessageSize), grpc.MaxCallSendMsgSize(sdk.MaxMessageSize)))
+	conn, err := s.broker.DialWithOptions(req.GetHostBrokerId(), grpc.WithDefaultCallOptions(wire.CallOptions...))
 	if err != nil {
 		return nil, fmt.Errorf("reaching the host's services: %w", err)
 	}
@@ -86,7 +76,7 @@ func (s *server) Configure(_ context.Context, req *pluginv1.ConfigureRequest) (*
 	conns := &remoteConnections{caller: streamcall.NewCaller(stream, func(id uint64) *pluginv1.ConnectionRequest {
 		return &pluginv1.ConnectionRequest{Id: id, Cancel: true}
 	})}
-	exec, interest, err := newExecutor(s.impl, req.GetConfigJson(), Host{Connections: conns, Logger: s.logger})
+	exec, interest, err := NewExecutor(s.impl, req.GetConfigJson(), Host{Connections: conns, Logger: s.logger})
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -94,24 +84,26 @@ func (s *server) Configure(_ context.Context, req *pluginv1.ConfigureRequest) (*
 	s.exec, s.hostConn = exec, conn
 	resp := &pluginv1.ConfigureResponse{}
 	if s.impl.Role == RoleSPI {
-		resp.Interest = interestToProto(interest)
+		resp.Interest = &pluginv1.Interest{Namespaces: interest.Namespaces, Groups: interest.Groups, Services: interest.Services,
+			Apps: interest.Apps, Labels: interest.Labels, Subscribers: interest.Subscribers, Observe: interest.Observe}
 	}
 	return resp, nil
 }
 
-// NewExecutor builds p's executor as Configure does — New's panics become
-// errors, an spi executor must declare a valid Interest — for a host that
-// runs a plugin in its own process.
-func NewExecutor(p Plugin, config []byte, host Host) (Executor, Interest, error) {
-	return newExecutor(p, config, host)
-}
-
-func newExecutor(p Plugin, config []byte, host Host) (exec Executor, interest Interest, err error) {
+// NewExecutor builds p's executor from a configuration block as the server
+// does: New's panics become errors, and an spi executor must declare a valid
+// Interest. Use it in a plugin's unit tests to get the executor the server
+// would get; a server running a built-in plugin in its own process uses it
+// too.
+func NewExecutor(p Plugin, config []byte, host Host) (exec Executor, interest Interest, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("starting the executor panicked: %v", r)
+			exec, err = nil, fmt.Errorf("starting the executor panicked: %v", r)
 		}
 	}()
+	if p.New == nil {
+		return nil, interest, errors.New("starting the executor: Plugin.New is nil")
+	}
 	if exec, err = p.New(config, host); err != nil {
 		return nil, interest, fmt.Errorf("starting the executor: %w", err)
 	}
@@ -139,11 +131,13 @@ func (s *server) Push(stream pluginv1.PushExecutor_PushServer) error {
 		return errors.New("push before Configure")
 	}
 	// The host opens one push stream per run of the plugin; when it ends,
-	// so does the plugin's use of the host's services.
+	// so does the plugin's use of the host's services, and of its executor.
 	defer hostConn.Close()
+	if c, ok := exec.(io.Closer); ok {
+		defer c.Close()
+	}
 	return streamcall.Serve(stream, func(ctx context.Context, req *pluginv1.PushRequest) []string {
-		b := batchFromProto(req)
-		return errorStrings(safePush(ctx, exec, b))
+		return wire.ErrorTexts(safePush(ctx, exec, batchFromProto(req)))
 	}, func(id uint64, errs []string) *pluginv1.PushResult {
 		return &pluginv1.PushResult{Id: id, Errors: errs}
 	})
@@ -154,7 +148,7 @@ func (s *server) Push(stream pluginv1.PushExecutor_PushServer) error {
 func safePush(ctx context.Context, exec Executor, b Batch) (errs []error) {
 	defer func() {
 		if r := recover(); r != nil {
-			errs = repeat(fmt.Errorf("the executor panicked: %v", r), len(b.Targets))
+			errs = wire.Repeat(fmt.Errorf("the executor panicked: %v", r), len(b.Targets))
 		}
 	}()
 	return exec.Push(ctx, b)
@@ -170,118 +164,9 @@ func (r *remoteConnections) Request(ctx context.Context, typ string, body []byte
 		return &pluginv1.ConnectionRequest{Id: id, DeadlineUnixNano: deadline, Type: typ, Body: body, ConnectionIds: ids}
 	})
 	if err != nil {
-		return repeat(fmt.Errorf("host connections: %w", err), len(ids))
+		return wire.Repeat(fmt.Errorf("host connections: %w", err), len(ids))
 	}
-	return errorsFromStrings(res.GetErrors(), len(ids))
-}
-
-// ---- host side ----
-
-// Client is the host's handle on a running push plugin process.
-type Client struct {
-	exited <-chan struct{}
-	broker *plugin.GRPCBroker
-	plugin pluginv1.PluginClient
-	push   pluginv1.PushExecutorClient
-}
-
-// Description is what a push plugin says about itself.
-type Description struct {
-	sdk.Info
-	Kind sdk.Kind
-	Role Role
-}
-
-// Exited is closed when the plugin process has exited.
-func (c *Client) Exited() <-chan struct{} { return c.exited }
-
-// Describe asks the plugin what it is.
-func (c *Client) Describe(ctx context.Context) (Description, error) {
-	resp, err := c.plugin.Info(ctx, &pluginv1.InfoRequest{})
-	if err != nil {
-		return Description{}, err
-	}
-	info, kind := infowire.Decode(resp)
-	return Description{Info: info, Kind: kind, Role: Role(resp.GetPushRole())}, nil
-}
-
-// Configure hands the plugin its checked configuration and serves conns to
-// it (once, over the broker); it returns what an spi executor declared.
-func (c *Client) Configure(ctx context.Context, config []byte, conns Connections) (Interest, error) {
-	id := c.broker.NextId()
-	go c.broker.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
-		s := grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(sdk.MaxMessageSize), grpc.MaxSendMsgSize(sdk.MaxMessageSize))...)
-		pluginv1.RegisterConnectionsServer(s, &connectionsServer{conns: conns})
-		return s
-	})
-	resp, err := c.plugin.Configure(ctx, &pluginv1.ConfigureRequest{ConfigJson: config, HostBrokerId: id})
-	if err != nil {
-		return Interest{}, err
-	}
-	return interestFromProto(resp.GetInterest()), nil
-}
-
-// Executor opens the stream batches are pushed on. It ends when ctx is
-// cancelled or the plugin exits.
-func (c *Client) Executor(ctx context.Context) (*RemoteExecutor, error) {
-	stream, err := c.push.Push(ctx, grpc.MaxCallRecvMsgSize(sdk.MaxMessageSize), grpc.MaxCallSendMsgSize(sdk.MaxMessageSize))
-	if err != nil {
-		return nil, err
-	}
-	return &RemoteExecutor{caller: streamcall.NewCaller(stream, func(id uint64) *pluginv1.PushRequest {
-		return &pluginv1.PushRequest{Id: id, Cancel: true}
-	})}, nil
-}
-
-// RemoteExecutor pushes through a plugin process.
-type RemoteExecutor struct {
-	caller *streamcall.Caller[*pluginv1.PushRequest, *pluginv1.PushResult]
-}
-
-// Push sends b to the plugin and waits for its results.
-func (e *RemoteExecutor) Push(ctx context.Context, b Batch) []error {
-	res, err := e.caller.Call(ctx, func(id uint64, deadline int64) *pluginv1.PushRequest {
-		return batchToProto(id, deadline, b)
-	})
-	if err != nil {
-		return repeat(fmt.Errorf("push plugin: %w", err), len(b.Targets))
-	}
-	return errorsFromStrings(res.GetErrors(), len(b.Targets))
-}
-
-// Done is closed when the stream has ended (the plugin exited, or the
-// context it was opened with ended).
-func (e *RemoteExecutor) Done() <-chan struct{} { return e.caller.Done() }
-
-// connectionsServer serves the host's Connections to a plugin.
-type connectionsServer struct {
-	pluginv1.UnimplementedConnectionsServer
-	conns Connections
-}
-
-func (s *connectionsServer) Request(stream pluginv1.Connections_RequestServer) error {
-	return streamcall.Serve(stream, func(ctx context.Context, req *pluginv1.ConnectionRequest) []string {
-		return errorStrings(s.conns.Request(ctx, req.GetType(), req.GetBody(), req.GetConnectionIds()))
-	}, func(id uint64, errs []string) *pluginv1.ConnectionResult {
-		return &pluginv1.ConnectionResult{Id: id, Errors: errs}
-	})
-}
-
-// ---- conversions ----
-
-func batchToProto(id uint64, deadline int64, b Batch) *pluginv1.PushRequest {
-	req := &pluginv1.PushRequest{
-		Id:               id,
-		DeadlineUnixNano: deadline,
-		Service:          &pluginv1.Service{Namespace: b.Service.Namespace, Group: b.Service.Group, Name: b.Service.Name},
-		Clusters:         b.Clusters,
-		ServiceInfo:      b.ServiceInfo,
-		Targets:          make([]*pluginv1.Target, len(b.Targets)),
-	}
-	for i, t := range b.Targets {
-		req.Targets[i] = &pluginv1.Target{ClientId: t.ClientID, ConnectionId: t.ConnectionID, App: t.App}
-	}
-	return req
+	return wire.ErrorsFromTexts(res.GetErrors(), len(ids))
 }
 
 func batchFromProto(req *pluginv1.PushRequest) Batch {
@@ -293,54 +178,7 @@ func batchFromProto(req *pluginv1.PushRequest) Batch {
 		Targets:     make([]Target, len(req.GetTargets())),
 	}
 	for i, t := range req.GetTargets() {
-		b.Targets[i] = Target{ClientID: t.GetClientId(), ConnectionID: t.GetConnectionId(), App: t.GetApp()}
+		b.Targets[i] = Target{ClientID: t.GetClientId(), ConnectionID: t.GetConnectionId(), App: t.GetApp(), Address: t.GetAddress()}
 	}
 	return b
-}
-
-func interestToProto(in Interest) *pluginv1.Interest {
-	return &pluginv1.Interest{Namespaces: in.Namespaces, Groups: in.Groups, Services: in.Services, Apps: in.Apps,
-		Labels: in.Labels, Subscribers: in.Subscribers, Observe: in.Observe}
-}
-
-func interestFromProto(p *pluginv1.Interest) Interest {
-	return Interest{Namespaces: p.GetNamespaces(), Groups: p.GetGroups(), Services: p.GetServices(), Apps: p.GetApps(),
-		Labels: p.GetLabels(), Subscribers: p.GetSubscribers(), Observe: p.GetObserve()}
-}
-
-// errorStrings turns results into strings: "" for success.
-func errorStrings(errs []error) []string {
-	out := make([]string, len(errs))
-	for i, err := range errs {
-		if err != nil {
-			if out[i] = err.Error(); out[i] == "" {
-				out[i] = "error"
-			}
-		}
-	}
-	return out
-}
-
-// errorsFromStrings turns strings back into results for n targets. A wrong
-// number of results means a broken executor: every target then fails, so
-// that nothing is taken as delivered on its word.
-func errorsFromStrings(s []string, n int) []error {
-	if len(s) != n {
-		return repeat(fmt.Errorf("the executor returned %d results for %d targets", len(s), n), n)
-	}
-	errs := make([]error, n)
-	for i := range errs {
-		if s[i] != "" {
-			errs[i] = errors.New(s[i])
-		}
-	}
-	return errs
-}
-
-func repeat(err error, n int) []error {
-	errs := make([]error, n)
-	for i := range errs {
-		errs[i] = err
-	}
-	return errs
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/sextantd/sextant/sdk"
+	"github.com/sextantd/sextant/sdk/internal/wire"
 )
 
 // Role says which subscribers an executor serves.
@@ -125,15 +126,9 @@ type Interested interface {
 	Interest() Interest
 }
 
-// pluginName is the key of push plugins in a go-plugin plugin set.
-const pluginName = "push"
-
-// Set returns the go-plugin plugin set that serves p.
-func (p Plugin) Set() plugin.PluginSet {
-	return plugin.PluginSet{pluginName: &grpcPlugin{impl: p}}
-}
-
-// Serve runs a push plugin process; call it from the plugin's main.
+// Serve runs a push plugin process; call it from the plugin's main. It
+// never returns: the process exits when the server stops it, or soon after
+// the server dies.
 func Serve(p Plugin) {
-	sdk.Serve(p.Set(), sdk.Logger(p.Name))
+	wire.Serve(plugin.PluginSet{string(wire.KindPush): &grpcPlugin{impl: p}}, wire.Logger(p.Name))
 }

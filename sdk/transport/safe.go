@@ -9,16 +9,13 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// NewTransport builds p's transport as a plugin process does on Configure,
-// for a host that runs a built-in plugin inside its own process: a panic in
-// New becomes an error, a nil transport is refused, a nil Host.Logger is
-// replaced by one that discards, and the transport's own panics are
-// recovered, logged and returned as errors.
-func NewTransport(p Plugin, config []byte, host Host) (Transport, error) {
-	return newTransport(p, config, host)
-}
-
-func newTransport(p Plugin, config []byte, host Host) (t Transport, err error) {
+// NewTransport builds p's transport from a configuration block as the
+// server does: a panic in New becomes an error, a nil transport is refused,
+// a nil Host.Logger is replaced by one that discards, and the transport's own
+// panics are recovered, logged and returned as errors. Use it in a plugin's
+// unit tests to get the transport the server would get; a server running a
+// built-in plugin in its own process uses it too.
+func NewTransport(p Plugin, config []byte, host Host) (t Transport, err error) {
 	if host.Logger == nil {
 		host.Logger = hclog.NewNullLogger()
 	}
@@ -72,25 +69,4 @@ func (s safeTransport) Snapshot(ctx context.Context, target string, fn func([]by
 func (s safeTransport) Close() (err error) {
 	defer s.recovered("Close", &err)
 	return s.t.Close()
-}
-
-// safeInbound is the host's Inbound with its panics answered as errors.
-type safeInbound struct{ in Inbound }
-
-func (s safeInbound) Handle(ctx context.Context, from, kind string, payload []byte) (answer []byte, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			answer, err = nil, fmt.Errorf("the host's inbound panicked: %v", r)
-		}
-	}()
-	return s.in.Handle(ctx, from, kind, payload)
-}
-
-func (s safeInbound) Snapshot(ctx context.Context, from string, fn func([]byte) error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("the host's snapshot panicked: %v", r)
-		}
-	}()
-	return s.in.Snapshot(ctx, from, fn)
 }

@@ -4,11 +4,10 @@
 // own process (or, for built-ins, optionally inside the server). Payloads are
 // opaque to it: the server encodes them.
 //
-// A plugin's main calls Serve with its Plugin; the server dispenses it with
-// PluginSet and drives it through Client, or runs a built-in one in its own
-// process with NewTransport. Caller and ServeCalls multiplex calls on one
-// gRPC stream, for transports built on gRPC (plugins/grpctransport uses
-// them between nodes).
+// A plugin's main calls Serve with its Plugin. A transport built on gRPC can
+// carry many concurrent calls on one stream with sdk/streamcall, as
+// plugins/grpctransport does between nodes; sdk/transport/transporttest
+// checks a transport against this package's contract.
 //
 // This package is public: plugin authors import it and never anything under core/.
 package transport
@@ -17,8 +16,10 @@ import (
 	"context"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
 
 	"github.com/sextantd/sextant/sdk"
+	"github.com/sextantd/sextant/sdk/internal/wire"
 )
 
 // Transport carries this node's calls to its peers and takes what they send.
@@ -79,4 +80,11 @@ type Plugin struct {
 	// already checked against Info.Config; decode it with sdk.DecodeConfig)
 	// and the host's services.
 	New func(config []byte, host Host) (Transport, error)
+}
+
+// Serve runs a transport plugin process; call it from the plugin's main. It
+// never returns: the process exits when the server stops it, or soon after
+// the server dies.
+func Serve(p Plugin) {
+	wire.Serve(plugin.PluginSet{string(wire.KindTransport): &grpcPlugin{impl: p}}, wire.Logger(p.Name))
 }

@@ -5,7 +5,15 @@
 package nacostest
 
 import (
+	"net"
+	"path/filepath"
+	"strconv"
+
 	"fmt"
+	v1clients "github.com/nacos-group/nacos-sdk-go/clients"
+	v1naming "github.com/nacos-group/nacos-sdk-go/clients/naming_client"
+	v1constant "github.com/nacos-group/nacos-sdk-go/common/constant"
+	v1vo "github.com/nacos-group/nacos-sdk-go/vo"
 	"os"
 	"slices"
 	"strings"
@@ -60,6 +68,37 @@ func NewClient(t *testing.T, srv *servertest.Server, ns string) naming_client.IN
 		t.Fatalf("creating a naming client: %v", err)
 	}
 	t.Cleanup(client.CloseClient)
+	return client
+}
+
+// NewV1Client returns a client of the Nacos Go SDK v1 (the 1.x HTTP API,
+// with beats and a UDP push receiver) of the server at addr (host:port).
+// The v1 SDK's clients cannot be closed: their beat and refresh goroutines
+// run until the process ends.
+func NewV1Client(t *testing.T, addr string) v1naming.INamingClient {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := v1clients.NewNamingClient(v1vo.NacosClientParam{
+		ClientConfig: &v1constant.ClientConfig{
+			TimeoutMs:            5000,
+			NotLoadCacheAtStart:  true,
+			UpdateCacheWhenEmpty: true,
+			LogDir:               filepath.Join(sdkDir, "v1"),
+			CacheDir:             filepath.Join(sdkDir, "v1"),
+			LogLevel:             "error",
+		},
+		ServerConfigs: []v1constant.ServerConfig{{IpAddr: host, Port: uint64(p)}},
+	})
+	if err != nil {
+		t.Fatalf("creating a v1 naming client: %v", err)
+	}
 	return client
 }
 

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/sextantd/sextant/cmd/internal/sextantproc"
 )
 
@@ -75,6 +77,9 @@ type Options struct {
 	DataDir string   // "" is a new temporary directory
 	Args    []string // after "server --port P --data-dir D"
 	Env     []string // KEY=value, added to the test's environment
+	// Config, if set, is an HCL configuration file's text, written to a
+	// temporary file and passed as --config.
+	Config string
 }
 
 // Start runs "sextant server" on free ports and waits until it reports ready.
@@ -86,7 +91,15 @@ func Start(t testing.TB, opts Options) *Server {
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	p, err := sextantproc.Start(Binary(t), sextantproc.Options{Port: opts.Port, DataDir: dataDir, Args: opts.Args, Env: opts.Env})
+	args := opts.Args
+	if opts.Config != "" {
+		path := filepath.Join(t.TempDir(), "sextant.hcl")
+		if err := os.WriteFile(path, []byte(opts.Config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append([]string{"--config", path}, args...)
+	}
+	p, err := sextantproc.Start(Binary(t), sextantproc.Options{Port: opts.Port, DataDir: dataDir, Args: args, Env: opts.Env})
 	if err != nil {
 		t.Fatalf("starting sextant: %v", err)
 	}
@@ -97,6 +110,17 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 	})
 	return s
+}
+
+// PasswordHash returns the bcrypt hash of password, as auth.users takes it,
+// at the lowest cost (tests log in often).
+func PasswordHash(t testing.TB, password string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
 }
 
 // Metric reads one sample of the server's /metrics — a series as written

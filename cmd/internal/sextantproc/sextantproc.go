@@ -7,12 +7,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -71,7 +74,10 @@ func start(bin string, opts Options) (*Process, error) {
 	p := &Process{HTTPPort: httpPort, GRPCPort: httpPort + 1000, logs: &syncBuffer{}, exited: make(chan struct{})}
 	args := append([]string{"server", "--port", strconv.Itoa(httpPort), "--data-dir", opts.DataDir}, opts.Args...)
 	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), opts.Env...)
+	// A race-built binary sleeps a second at exit by default, and so does
+	// each of its plugin processes: a stopping server would spend its stop
+	// timeout waiting for its plugins. Races are still reported.
+	p.cmd.Env = append(append(os.Environ(), "GORACE=atexit_sleep_ms=0"), opts.Env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", bin, err)
@@ -174,34 +180,58 @@ func (p *Process) Exited() <-chan struct{} { return p.exited }
 func (p *Process) ExitErr() error { return p.exitErr }
 
 // FreePorts finds n distinct free HTTP ports P whose P+1000 (client gRPC)
-// and P+1001 (cluster) are free too.
+// and P+1001 (cluster) are free too. They are drawn below the range the
+// kernel hands out to outgoing connections (ip_local_port_range, from 32768
+// by default), so that a node's ports are not taken by some connection's
+// source port while the node restarts.
 func FreePorts(n int) ([]int, error) {
+	const lowest = 10000
+	highest := ephemeralStart() - 1 - 1001
+	if highest <= lowest {
+		return nil, fmt.Errorf("the kernel hands out ports from %d: no room below for test servers", highest+1002)
+	}
 	var out []int
 	for tries := 0; len(out) < n; tries++ {
 		if tries == 100*n {
 			return nil, errors.New("no free ports")
 		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
+		port := lowest + rand.IntN(highest-lowest)
+		if slices.ContainsFunc(out, func(p int) bool { return p-1001 <= port && port <= p+1001 }) {
+			continue
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		free := port+1001 <= 65535 && !slices.Contains(out, port)
-		for _, extra := range []int{1000, 1001} {
-			if !free {
-				break
-			}
-			l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+extra))
-			if free = err == nil; free {
-				l2.Close()
-			}
-		}
-		l.Close()
-		if free {
+		if listenable(port) && listenable(port+1000) && listenable(port+1001) {
 			out = append(out, port)
 		}
 	}
 	return out, nil
+}
+
+// ephemeralStart returns the first port of the kernel's
+// ip_local_port_range (Linux's default, 32768, where it cannot be read).
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) == 0 {
+		return 32768
+	}
+	first, err := strconv.Atoi(fields[0])
+	if err != nil {
+		return 32768
+	}
+	return first
+}
+
+// listenable reports whether a TCP port on 127.0.0.1 is free now.
+func listenable(port int) bool {
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
 }
 
 // syncBuffer collects a process's output.
@@ -220,4 +250,36 @@ func (b *syncBuffer) Bytes() []byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return bytes.Clone(b.buf.Bytes())
+}
+
+// Child is a child process as /proc shows it.
+type Child struct {
+	PID     int
+	State   string // R, S, Z...
+	Cmdline []string
+}
+
+// Children lists the processes whose parent is pid (Linux: read from /proc);
+// a process that ends while it is read is left out.
+func Children(pid int) []Child {
+	entries, _ := os.ReadDir("/proc")
+	var out []Child
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) < 2 || fields[1] != strconv.Itoa(pid) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		out = append(out, Child{PID: child, State: fields[0], Cmdline: strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")})
+	}
+	return out
 }

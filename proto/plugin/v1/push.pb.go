@@ -183,10 +183,13 @@ func (x *Service) GetName() string {
 }
 
 type Target struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	ConnectionId  string                 `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
-	App           string                 `protobuf:"bytes,3,opt,name=app,proto3" json:"app,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ClientId     string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ConnectionId string                 `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	App          string                 `protobuf:"bytes,3,opt,name=app,proto3" json:"app,omitempty"`
+	// address is the UDP address (ip:port) of a subscriber of the HTTP API,
+	// which the udp role pushes to; empty for a gRPC connection's subscriber.
+	Address       string `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -238,6 +241,13 @@ func (x *Target) GetConnectionId() string {
 func (x *Target) GetApp() string {
 	if x != nil {
 		return x.App
+	}
+	return ""
+}
+
+func (x *Target) GetAddress() string {
+	if x != nil {
+		return x.Address
 	}
 	return ""
 }
@@ -447,11 +457,12 @@ const file_plugin_v1_push_proto_rawDesc = "" +
 	"\aService\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"\\\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"v\n" +
 	"\x06Target\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x10\n" +
-	"\x03app\x18\x03 \x01(\tR\x03app\"4\n" +
+	"\x03app\x18\x03 \x01(\tR\x03app\x12\x18\n" +
+	"\aaddress\x18\x04 \x01(\tR\aaddress\"4\n" +
 	"\n" +
 	"PushResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +

@@ -1,7 +1,21 @@
-// Package membershiptest helps test a membership.Provider in-process: a log a
-// test can wait on, and the member lists a watched provider reports. The
-// built-in membership plugins are tested with it; a third party's may be too.
-// To check a built plugin binary end to end, use sdk/sdktest.Membership.
+// Package membershiptest is the conformance kit of membership plugins, and
+// helpers for testing a membership.Provider in process.
+//
+// Run drives a plugin the way the Sextant server does — through go-plugin,
+// over gRPC — and checks that it keeps the contract of sdk/membership:
+//
+//	func TestConformance(t *testing.T) {
+//		membershiptest.Run(t, membershiptest.Options{
+//			Plugin: &Plugin, // or Binary: a path, to run the built plugin
+//			Config: map[string]any{"members": []any{"10.0.0.2:8848"}},
+//		})
+//	}
+//
+// The helpers test a provider's Go API directly: Watching watches it and
+// returns the lists it reports, which Next, ExpectList and ExpectNone take;
+// NewLogger gives a logger whose output a test can wait on.
+//
+// Like a plugin, this package imports nothing under core/.
 package membershiptest
 
 import (

@@ -1,9 +1,10 @@
-// Package fakenacos is a scriptable stand-in for a Nacos 2.x server's client
-// gRPC endpoint, for testing the load generator against faults a real
-// server does not produce on demand: a slow start, refused requests,
-// answers of the wrong class, dropped streams. It keeps no registry: every
-// naming request gets an empty success unless Options.Respond says
-// otherwise.
+// Package fakenacos holds stand-ins for a Nacos 2.x server's client gRPC
+// endpoint. Start runs a scriptable one, for testing the load generator
+// against faults a real server does not produce on demand: a slow start,
+// refused requests, answers of the wrong class, dropped streams. It keeps no
+// registry: every naming request gets an empty success unless
+// Options.Respond says otherwise. Ceiling (ceiling.go) is the wire with no
+// logic at all, the measure a real server is compared with.
 package fakenacos
 
 import (
@@ -65,6 +66,8 @@ var responseTypes = map[string]string{
 	"SubscribeServiceRequest": "SubscribeServiceResponse",
 	"ServiceQueryRequest":     "QueryServiceResponse",
 	"ServiceListRequest":      "ServiceListResponse",
+	// The Java client 2.2+ registers persistent instances with it.
+	"PersistentInstanceRequest": "InstanceResponse",
 }
 
 // Start serves on a free loopback port until the test ends.

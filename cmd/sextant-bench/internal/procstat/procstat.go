@@ -225,3 +225,41 @@ func parseParent(stat []byte) (int, error) {
 	}
 	return strconv.Atoi(f[1])
 }
+
+// Machine is the CPU time of the whole machine, every core added up, from
+// its boot: busy (user, nice, system, irq, softirq, steal) and in all.
+type Machine struct {
+	Busy, Total time.Duration
+}
+
+// ReadMachine samples the machine's CPU time from /proc/stat at root.
+func ReadMachine(root string) (Machine, error) {
+	b, err := os.ReadFile(filepath.Join(root, "stat"))
+	if err != nil {
+		return Machine{}, err
+	}
+	return parseMachine(b)
+}
+
+// parseMachine reads the "cpu" line of /proc/stat: user nice system idle
+// iowait irq softirq steal (guest time is counted in user already).
+func parseMachine(stat []byte) (Machine, error) {
+	line, _, _ := bytes.Cut(stat, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return Machine{}, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	var m Machine
+	for i, s := range f[1:9] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return Machine{}, fmt.Errorf("/proc/stat: %w", err)
+		}
+		d := time.Duration(n) * time.Second / userHZ
+		m.Total += d
+		if i != 3 && i != 4 { // idle, iowait
+			m.Busy += d
+		}
+	}
+	return m, nil
+}

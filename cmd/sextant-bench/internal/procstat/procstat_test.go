@@ -111,3 +111,16 @@ func TestReadTreeAddsUpChildren(t *testing.T) {
 		t.Errorf("parseParent = %d, %v", p, err)
 	}
 }
+
+func TestParseMachine(t *testing.T) {
+	m, err := parseMachine([]byte("cpu  100 5 50 1000 20 3 2 10 7 0\ncpu0 1 2 3 4 5 6 7 8 9 0\n"))
+	if err != nil || m.Busy != 1700*time.Millisecond || m.Total != 11900*time.Millisecond {
+		t.Errorf("parseMachine = %+v, %v", m, err)
+	}
+	if _, err := parseMachine([]byte("intr 1 2 3\n")); err == nil {
+		t.Error("a file without the cpu line was read")
+	}
+	if m, err := ReadMachine("/proc"); err != nil || m.Total <= 0 || m.Busy > m.Total {
+		t.Errorf("ReadMachine = %+v, %v", m, err)
+	}
+}

@@ -11,11 +11,17 @@ import (
 // hostKey names an instance by address.
 func hostKey(ip string, port int) string { return ip + ":" + strconv.Itoa(port) }
 
+// addrKey names a host by address.
+func addrKey(h wire.Instance) string { return hostKey(h.IP, h.Port) }
+
 // hostSet returns the addresses of hosts.
-func hostSet(hosts []wire.Instance) map[string]bool {
+func hostSet(hosts []wire.Instance) map[string]bool { return keySet(hosts, addrKey) }
+
+// keySet returns the keys of hosts.
+func keySet(hosts []wire.Instance, key func(wire.Instance) string) map[string]bool {
 	m := make(map[string]bool, len(hosts))
 	for _, h := range hosts {
-		m[hostKey(h.IP, h.Port)] = true
+		m[key(h)] = true
 	}
 	return m
 }
@@ -33,7 +39,13 @@ func hasHost(hosts []wire.Instance, ip string, port int) bool {
 // diffHosts describes how hosts differ from the addresses in want; "" when
 // they are the same set.
 func diffHosts(want map[string]bool, hosts []wire.Instance) string {
-	got := hostSet(hosts)
+	return diffHostsBy(want, hosts, addrKey)
+}
+
+// diffHostsBy describes how hosts differ from the keys in want; "" when they
+// are the same set.
+func diffHostsBy(want map[string]bool, hosts []wire.Instance, key func(wire.Instance) string) string {
+	got := keySet(hosts, key)
 	var missing, extra []string
 	for k := range want {
 		if !got[k] {

@@ -31,7 +31,10 @@ func (e *mismatchError) Error() string { return "inconsistent answer: " + e.reas
 // kind names the class of err for the result.
 func kind(err error) string {
 	var m *mismatchError
+	var k interface{ Kind() string } // an error that names its kind (httpwire.StatusError)
 	switch {
+	case errors.As(err, &k):
+		return k.Kind()
 	case errors.As(err, &m):
 		return "inconsistent answer"
 	case errors.Is(err, errNotConnected):
@@ -114,6 +117,14 @@ func (r *run) closeAll(series *stats.Series, conns ...[]*wire.Conn) {
 // op is one measured operation; k numbers the operations of a phase from 0.
 type op func(ctx context.Context, k int64) error
 
+// warmingKey marks the context of an operation of the warm-up.
+type warmingKey struct{}
+
+// warmingUp reports whether the operation of ctx is one of the warm-up's,
+// which drive does not record: an operation that counts more than its
+// success or failure counts only when it is not.
+func warmingUp(ctx context.Context) bool { return ctx.Value(warmingKey{}) != nil }
+
 // drive runs the measured phase: Concurrency workers run fn, paced by Rate,
 // first for Warmup (not recorded), then until Duration has passed or Count
 // operations were measured. Each operation's latency is measured from its
@@ -158,6 +169,9 @@ func (r *run) drive(series *stats.Series, count int64, fn op) {
 					}
 				}
 				ctx, cancel := context.WithTimeout(opsCtx, r.Timeout)
+				if warming {
+					ctx = context.WithValue(ctx, warmingKey{}, true)
+				}
 				err = fn(ctx, next.Add(1)-1)
 				cancel()
 				if errors.Is(err, errNoConnection) {

@@ -1,5 +1,7 @@
 // Package scenario runs the benchmark scenarios against Nacos 2.x servers:
-// register, query, push, churn and visibility. Each run has bounded phases —
+// register, query, push, churn and visibility over the gRPC wire,
+// http-register and beats over the 1.x HTTP Open API, and udp-push to 1.x
+// clients' UDP sockets. Each run has bounded phases —
 // set-up (connecting, populating), warm-up, the measured phase, a drain for
 // what is in flight, and teardown — so that it always ends: within
 // SetupTimeout + Warmup + Duration + Grace, plus closing its connections.
@@ -194,7 +196,10 @@ type run struct {
 	// this process alone.
 	server, self samples
 	sampled      bool
-	series       []*stats.Series
+	// machine is the machine's CPU time as the measured phase starts.
+	machine   procstat.Machine
+	machineAt time.Time
+	series    []*stats.Series
 	// health counts the connections' health checks; it is reported when
 	// any ran.
 	health *stats.Series
@@ -263,6 +268,9 @@ type samples struct {
 // sampleMeasure samples the server and this process as the measured phase
 // starts, so that the CPU used in it can be told apart from the set-up's.
 func (r *run) sampleMeasure() {
+	if m, err := procstat.ReadMachine("/proc"); err == nil {
+		r.machine, r.machineAt = m, time.Now()
+	}
 	if r.server.Processes > 0 {
 		r.server.Measure, _, _ = procstat.ReadTree("/proc", r.PID)
 	}
@@ -289,6 +297,28 @@ func (r *run) sampleAfter() {
 		if after, err := procstat.Read("/proc", os.Getpid()); err == nil {
 			r.res.Generator = process(os.Getpid(), r.self, after)
 		}
+	}
+	r.machineFigures()
+}
+
+// machineFigures reports how busy the whole machine was in the measured
+// phase, and how much of it the server and this generator do not account
+// for: other processes on a shared machine, which take CPU from both.
+func (r *run) machineFigures() {
+	m, err := procstat.ReadMachine("/proc")
+	if err != nil || r.machineAt.IsZero() {
+		return
+	}
+	wall := time.Since(r.machineAt).Seconds()
+	if wall <= 0 {
+		return
+	}
+	busy := (m.Busy - r.machine.Busy).Seconds()
+	r.figure("machine CPU busy in the measured phase", busy/wall, "cores")
+	server, okS := r.res.Process.MeasuredCPU()
+	gen, okG := r.res.Generator.MeasuredCPU()
+	if okS && okG {
+		r.figure("of which neither server nor generator", max(busy-server-gen, 0)/wall, "cores")
 	}
 }
 

@@ -1,7 +1,10 @@
 // Package suite runs Sextant's standard benchmark: for each step it starts a
 // fresh standalone server from a given binary on free ports, runs one
 // scenario against it, stops it, and finally writes a report with the
-// headline figures, for people (bench.txt) and machines (bench.json).
+// headline figures, for people (bench.txt) and machines (bench.json). The
+// register and query steps run against the ceiling too — the same gRPC wire
+// with no logic (sextant-bench serve-ceiling) — and the report leads with
+// Sextant ÷ ceiling, which varies less between runs than either figure.
 package suite
 
 import (
@@ -28,6 +31,9 @@ type Options struct {
 	Out     string // directory the report is written to
 	Profile string // a key of Profiles
 	Tool    string // this tool's name and version
+	// Ceiling is the command that serves the ceiling, before its flags
+	// (--port, --hosts): this tool and "serve-ceiling".
+	Ceiling []string
 	// Log, if set, gets a line as each step starts and ends.
 	Log io.Writer
 	// Monitor, if set, follows the running scenario.
@@ -36,12 +42,14 @@ type Options struct {
 
 // Report is what a suite run produced.
 type Report struct {
-	Machine   Machine          `json:"machine"`
-	Server    string           `json:"server"` // the binary's "version" output
-	Profile   string           `json:"profile"`
-	Headlines []Headline       `json:"headlines"`
-	Results   []*report.Result `json:"results"`
-	Failures  []string         `json:"failures,omitempty"`
+	Machine   Machine    `json:"machine"`
+	Server    string     `json:"server"` // the binary's "version" output
+	Profile   string     `json:"profile"`
+	Headlines []Headline `json:"headlines"`
+	// Ceiling compares Sextant with the ceiling, scenario by scenario.
+	Ceiling  []Ratio          `json:"ceiling"`
+	Results  []*report.Result `json:"results"`
+	Failures []string         `json:"failures,omitempty"`
 }
 
 // Headline is one of the suite's key figures.
@@ -84,7 +92,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		rep.Results = append(rep.Results, res)
 	}
-	rep.Headlines = headlines(rep.Results)
+	rep.Ceiling = ratios(rep.Results)
+	rep.Headlines = headlines(rep.Results, rep.Ceiling)
 	if err := rep.write(o.Out); err != nil {
 		return rep, err
 	}
@@ -94,9 +103,25 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
+// process is a server a step runs against: Sextant or the ceiling.
+type process interface {
+	HTTPAddr() string
+	GRPCAddr() string
+	PID() int
+	Logs() []byte
+	stop() error
+}
+
 // runStep starts a server, runs the step against it and stops it.
 func runStep(o Options, st step, version string) (*report.Result, error) {
-	srv, err := startServer(o.Server, st.env, st.config)
+	var srv process
+	var err error
+	if st.ceiling {
+		version = ceilingVersion
+		srv, err = startCeiling(o.Ceiling, st.hosts)
+	} else {
+		srv, err = startServer(o.Server, st.env, st.config)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +148,11 @@ func runStep(o Options, st step, version string) (*report.Result, error) {
 	stopErr := srv.stop()
 	res.Label = st.name
 	res.Targets[0].Version = version
-	res.Notes = append(res.Notes, "server started for this step with "+envText(st.env, st.config))
+	if st.ceiling {
+		res.Notes = append(res.Notes, fmt.Sprintf("the ceiling server (no logic, fixed answers of %d hosts) started for this step", st.hosts))
+	} else {
+		res.Notes = append(res.Notes, "server started for this step with "+envText(st.env, st.config))
+	}
 	if stopErr != nil {
 		res.Notes = append(res.Notes, fmt.Sprintf("the server did not stop cleanly: %v", stopErr))
 	}

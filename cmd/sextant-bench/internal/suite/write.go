@@ -35,6 +35,18 @@ func (rep *Report) WriteText(w *bytes.Buffer) error {
 	fmt.Fprintf(w, "server   %s\n", rep.Server)
 	fmt.Fprintf(w, "machine  %s, %d cores, %d MB, Linux %s, %s\n\n", m.CPU, m.Cores, m.MemoryMB, m.Kernel, m.Go)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if len(rep.Ceiling) > 0 {
+		fmt.Fprintln(w, "Sextant ÷ ceiling (the same gRPC wire with no logic), measured in this run:")
+		fmt.Fprintln(tw, "scenario\tSextant /s\tceiling /s\tthroughput ratio\tSextant CPU µs/req\tceiling CPU µs/req\tCPU ratio\tserver's own µs/req")
+		for _, r := range rep.Ceiling {
+			fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t%.1f\t%.1f\t%.2f\t%.1f\n", r.Scenario, r.SextantRate, r.CeilingRate, r.Throughput,
+				r.SextantCPU, r.CeilingCPU, r.CPUPerRequest, r.OwnCPU)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintln(tw, "figure\tvalue\tstep")
 	for _, h := range rep.Headlines {
 		fmt.Fprintf(tw, "%s\t%s %s\t%s\n", h.Name, strconv.FormatFloat(h.Value, 'f', 2, 64), h.Unit, h.Step)

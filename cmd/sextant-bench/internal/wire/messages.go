@@ -205,3 +205,25 @@ func DecodeNotify(body []byte) (*NotifySubscriber, error) {
 	}
 	return &n, nil
 }
+
+// PersistentInstanceRequest registers or deregisters one persistent
+// (ephemeral=false) instance, as the Java client 2.2+ sends it; the server
+// writes it through its Raft store.
+type PersistentInstanceRequest struct {
+	namingRequest
+	Type     string   `json:"type"`
+	Instance Instance `json:"instance"`
+}
+
+// RegisterPersistent returns the request that registers inst, made
+// persistent, in svc.
+func RegisterPersistent(svc Service, inst Instance) *PersistentInstanceRequest {
+	inst.Ephemeral = false
+	return &PersistentInstanceRequest{namingRequest: naming(svc), Type: "registerInstance", Instance: inst}
+}
+
+// RequestType implements Request.
+func (*PersistentInstanceRequest) RequestType() string { return "PersistentInstanceRequest" }
+
+// ResponseType implements Request.
+func (*PersistentInstanceRequest) ResponseType() string { return "InstanceResponse" }

@@ -70,14 +70,23 @@ func (c *testCluster) start(t *testing.T, i int) *servertest.Server {
 	return c.nodes[i]
 }
 
-// withMembers starts n nodes listing each other with --members.
-func withMembers(t *testing.T, n int) *testCluster {
+// withMembers starts n nodes listing each other with --members, talking
+// over grpctransport.
+func withMembers(t *testing.T, n int) *testCluster { return withMembersOver(t, n, transports[0]) }
+
+// withMembersOver starts n nodes listing each other with --members, talking
+// over tr.
+func withMembersOver(t *testing.T, n int, tr clusterTransport) *testCluster {
 	c := &testCluster{ports: servertest.FreePorts(t, n), nodes: make([]*servertest.Server, n)}
+	args := tr.args(t)
 	c.opts = func(int) servertest.Options {
-		return servertest.Options{Args: []string{"--members", strings.Join(c.addresses(), ",")}}
+		return servertest.Options{Args: append(slices.Clone(args), "--members", strings.Join(c.addresses(), ","))}
 	}
 	for i := range n {
 		c.start(t, i)
+	}
+	if logs := c.nodes[0].Logs(); !strings.Contains(logs, "transport plugin: plugin="+tr.name+" ") {
+		t.Fatalf("node 1 does not run %s:\n%s", tr.name, logs)
 	}
 	return c
 }
@@ -244,9 +253,11 @@ func replication(t *testing.T, c *testCluster) {
 
 func TestReplicationWithMembers(t *testing.T) {
 	t.Parallel()
-	c := withMembers(t, 3)
-	awaitNodes(t, c.nodes[0], c.addresses())
-	replication(t, c)
+	overEachTransport(t, func(t *testing.T, tr clusterTransport) {
+		c := withMembersOver(t, 3, tr)
+		awaitNodes(t, c.nodes[0], c.addresses())
+		replication(t, c)
+	})
 }
 
 func TestReplicationWithClusterConf(t *testing.T) {
@@ -286,7 +297,11 @@ func TestSwappedPlugins(t *testing.T) {
 // registers again, and is seen again.
 func TestAKilledNodesInstancesGoAndReconnectingProvidersComeBack(t *testing.T) {
 	t.Parallel()
-	c := withMembers(t, 3)
+	overEachTransport(t, aKilledNodesInstancesGoAndReconnectingProvidersComeBack)
+}
+
+func aKilledNodesInstancesGoAndReconnectingProvidersComeBack(t *testing.T, tr clusterTransport) {
+	c := withMembersOver(t, 3, tr)
 	awaitNodes(t, c.nodes[1], c.addresses())
 	const svc = "survivor"
 	watcher := nacostest.Subscribe(t, nacostest.NewClient(t, c.nodes[2], ""), vo.SubscribeParam{ServiceName: svc})
@@ -330,7 +345,11 @@ func landOn(t *testing.T, c *testCluster, i int, start func() (stop func())) {
 // registered on it while it loaded, and has forgotten its former life.
 func TestARestartedNodeLoadsTheRegistryBeforeItIsReady(t *testing.T) {
 	t.Parallel()
-	c := withMembers(t, 3)
+	overEachTransport(t, aRestartedNodeLoadsTheRegistryBeforeItIsReady)
+}
+
+func aRestartedNodeLoadsTheRegistryBeforeItIsReady(t *testing.T, tr clusterTransport) {
+	c := withMembersOver(t, 3, tr)
 	awaitNodes(t, c.nodes[0], c.addresses())
 	const svc = "reloaded"
 	var want []string

@@ -96,14 +96,14 @@ func TestPushExecutorRunsAsAPluginProcess(t *testing.T) {
 				opts.Args = []string{"--config", writeConfig(t, "plugins {\n  pushrpc {\n    in_process = true\n  }\n}\n")}
 			}
 			srv := servertest.Start(t, opts)
-			var plugins []process
+			var pushrpc []process
 			for _, p := range children(t, srv.PID()) {
-				if len(p.cmdline) > 1 && p.cmdline[1] == "plugin" {
-					plugins = append(plugins, p)
+				if len(p.cmdline) > 2 && p.cmdline[1] == "plugin" && p.cmdline[2] == "pushrpc" {
+					pushrpc = append(pushrpc, p)
 				}
 			}
-			if got := len(plugins) == 1; got != tc.wantChild {
-				t.Fatalf("plugin processes: %+v", plugins)
+			if got := len(pushrpc) == 1; got != tc.wantChild {
+				t.Fatalf("pushrpc processes: %+v", pushrpc)
 			}
 			w := nacostest.Subscribe(t, nacostest.NewClient(t, srv, ""), vo.SubscribeParam{ServiceName: "via-plugin"})
 			nacostest.Register(t, nacostest.NewClient(t, srv, ""), vo.RegisterInstanceParam{Ip: "10.0.0.1", Port: 80, ServiceName: "via-plugin"})

@@ -120,9 +120,9 @@ func TestBadRequestsAreRejected(t *testing.T) {
 				}
 			}),
 			code: 400, msg: []string{"instance.metadata", "heartbeat"}},
-		{name: "not ephemeral", typ: "InstanceRequest",
-			body: instanceReq(func(_, inst map[string]any) { inst["ephemeral"] = false }),
-			code: 400, msg: []string{"instance.ephemeral"}},
+		{name: "persistent with a bad port", typ: "InstanceRequest",
+			body: instanceReq(func(_, inst map[string]any) { inst["ephemeral"], inst["port"] = false, -1 }),
+			code: 400, msg: []string{"port"}},
 		{name: "type updateInstance", typ: "InstanceRequest",
 			body: instanceReq(func(req, _ map[string]any) { req["type"] = "updateInstance" }),
 			code: 400, msg: []string{"type", "updateInstance"}},
