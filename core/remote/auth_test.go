@@ -129,8 +129,14 @@ func TestAuthRefusesAndChangesNothing(t *testing.T) {
 	}
 	for _, tc := range tests {
 		typ, body := serveWith(s, "c1", tc.typ, tc.headers, tc.body)
-		if typ != "ErrorResponse" || body["errorCode"] != 403.0 || !strings.Contains(body["message"].(string), tc.want) {
-			t.Errorf("%s: %s %v, want ErrorResponse 403 containing %q", tc.name, typ, body, tc.want)
+		// As Nacos's auth filter: the request's own response type, failed.
+		wantType := strings.Replace(tc.typ, "Request", "Response", 1)
+		if tc.typ == "ServiceQueryRequest" {
+			wantType = "QueryServiceResponse"
+		}
+		if typ != wantType || body["resultCode"] != 500.0 || body["errorCode"] != 403.0 || body["success"] != false ||
+			!strings.Contains(body["message"].(string), tc.want) {
+			t.Errorf("%s: %s %v, want %s 403 containing %q", tc.name, typ, body, wantType, tc.want)
 		}
 		if after := s.registry.Stats(); after != before {
 			t.Errorf("%s changed the registry: %+v, was %+v", tc.name, after, before)
@@ -183,7 +189,7 @@ func TestAuthRefusesRequestTypesWithoutAPermission(t *testing.T) {
 		return &healthCheckResponse{}, nil
 	})
 	typ, body := serveWith(s, "c1", "NewRequest", map[string]string{"accessToken": sign(t, a, "admin", time.Now().Add(time.Hour))}, `{}`)
-	if typ != "ErrorResponse" || body["errorCode"] != 403.0 || !strings.Contains(body["message"].(string), "no permission covers it") {
+	if typ != "NewResponse" || body["errorCode"] != 403.0 || !strings.Contains(body["message"].(string), "no permission covers it") {
 		t.Errorf("a request type with no permission: %s %v", typ, body)
 	}
 	// Every handler is open or has a permission.

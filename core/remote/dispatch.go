@@ -113,7 +113,8 @@ func handle[R any, PR interface {
 }
 
 // serveRequest answers one unary request. It never fails at the gRPC level:
-// every problem is an ErrorResponse with its Nacos code.
+// every problem is an ErrorResponse with its Nacos code, but for a refusal
+// (403), which is the request's own response type with that code.
 func (s *Server) serveRequest(ctx context.Context, p *nacos.Payload) *serveropts.Answer {
 	start := time.Now()
 	typ := p.GetMetadata().GetType()
@@ -147,6 +148,12 @@ func (s *Server) dispatch(ctx context.Context, typ string, p *nacos.Payload) (re
 	fail := func(e *Error) (string, any, int) {
 		return typeErrorResponse, errorResponseFor(requestID, e), e.Code
 	}
+	// A refusal for lack of rights is answered as Nacos's auth filter does:
+	// the handler's own response type carrying the error. Clients retry an
+	// ErrorResponse and then reconnect; a refusal they report to the caller.
+	refuse := func(respType string, e *Error) (string, any, int) {
+		return respType, errorResponseFor(requestID, e), e.Code
+	}
 	if !s.ready.Load() {
 		return fail(errorf(codeServerStarting, "server is starting, try again later"))
 	}
@@ -170,14 +177,18 @@ func (s *Server) dispatch(ctx context.Context, typ string, p *nacos.Payload) (re
 	if s.cfg.Auth != nil && !openRequests[typ] {
 		var e *Error
 		if cl.authorize, e = s.authorizer(typ, cl.headers); e != nil {
-			return fail(e)
+			return refuse(h.respType, e)
 		}
 	}
 	var r response
 	var err error
 	requestID, r, err = h.serve(ctx, cl, p.GetBody().GetValue())
 	if err != nil {
-		return fail(nacosError(typ, err))
+		e := nacosError(typ, err)
+		if e.Code == codeNoRight {
+			return refuse(h.respType, e)
+		}
+		return fail(e)
 	}
 	r.succeed(requestID)
 	return h.respType, r, codeOK
