@@ -297,7 +297,7 @@ func (r *Registry) swap(old, nc *client) bool {
 	if r.clients[old.id] != old {
 		return false
 	}
-	r.clients[old.id] = nc
+	r.putClient(nc)
 	return true
 }
 
@@ -308,7 +308,7 @@ func (r *Registry) add(c *client) bool {
 	if _, ok := r.clients[c.id]; ok {
 		return false
 	}
-	r.clients[c.id] = c
+	r.putClient(c)
 	return true
 }
 
@@ -317,6 +317,6 @@ func (r *Registry) remove(c *client) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.clients[c.id] == c {
-		delete(r.clients, c.id)
+		r.deleteClient(c)
 	}
 }

@@ -84,7 +84,7 @@ func (r *Registry) lockHTTPClient(id string, create bool) (*client, error) {
 				return nil, nil
 			}
 			c = &client{id: id, alive: true, http: &httpState{beats: make(map[Service]time.Time), expires: make(map[Service]time.Time)}}
-			r.clients[id] = c
+			r.putClient(c)
 		}
 		r.mu.Unlock()
 		if !c.local() { // owner and http never change
@@ -110,7 +110,7 @@ func (r *Registry) removeIfIdle(c *client) bool {
 	c.alive = false
 	r.mu.Lock()
 	if r.clients[c.id] == c {
-		delete(r.clients, c.id)
+		r.deleteClient(c)
 	}
 	r.mu.Unlock()
 	return true

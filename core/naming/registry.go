@@ -76,8 +76,11 @@ type Registry struct {
 	labelSets   *interner[labelSet] // of the connections
 	views       *viewCache          // accounts for the entries' encoded views
 
-	mu       sync.RWMutex
-	clients  map[string]*client
+	mu      sync.RWMutex
+	clients map[string]*client
+	// owned indexes the replicas in clients by owner, so that an owner's
+	// verification reads only its own (a map per member, none empty).
+	owned    map[string]map[string]*client
 	services map[Service]*entry
 	meta     map[Service]ServiceMeta
 	// refFloor is the highest lastRefTime any entry has issued, so that an
@@ -237,6 +240,7 @@ func NewRegistry(cfg Config) *Registry {
 		labelSets: newInterner[labelSet]("labels", maxInternedLabels, lookups),
 		views:     newViewCache(maxViewBytes),
 		clients:   make(map[string]*client),
+		owned:     make(map[string]map[string]*client),
 		services:  make(map[Service]*entry),
 		meta:      make(map[Service]ServiceMeta),
 	}
@@ -279,7 +283,7 @@ func (r *Registry) Connect(id string, labels map[string]string) error {
 	if _, ok := r.clients[id]; ok {
 		return invalid("connectionId", "client %q is already connected", id)
 	}
-	r.clients[id] = &client{id: id, labels: r.internLabels(labels), alive: true}
+	r.putClient(&client{id: id, labels: r.internLabels(labels), alive: true})
 	return nil
 }
 
@@ -314,7 +318,7 @@ func (r *Registry) disconnectIf(ctx context.Context, id string, want *client, re
 		r.mu.Unlock()
 		return nil
 	}
-	delete(r.clients, id)
+	r.deleteClient(c)
 	r.mu.Unlock()
 	c.mu.Lock()
 	c.alive = false

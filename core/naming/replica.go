@@ -411,7 +411,7 @@ func (r *Registry) replica(ctx context.Context, id, owner string, opts ReplicaOp
 		c := r.clients[id]
 		if c == nil {
 			c = &client{id: id, owner: owner, alive: true}
-			r.clients[id] = c
+			r.putClient(c)
 		}
 		r.mu.Unlock()
 		// owner never changes: it is read without the client's lock.
@@ -492,34 +492,49 @@ func (r *Registry) Verify(ctx context.Context, owner string, versions []ClientVe
 	}
 	var gone []*client
 	now := r.now()
-	seen := map[string]bool{}
-	for _, c := range r.allClients() {
+	seen := make(map[string]bool, len(versions))
+	for _, c := range r.ownedBy(owner) {
 		c.mu.Lock()
 		rev, isListed := listed[c.id]
 		switch {
 		case !c.alive:
-		case c.owner == owner:
-			seen[c.id] = true
-			switch {
-			case !isListed:
-				gone = append(gone, c)
-			case rev == c.revision:
-				c.verified = now
-			default:
-				res.Need = append(res.Need, c.id)
-			}
 		case !isListed:
-		case c.local():
 			seen[c.id] = true
-			res.Refused = append(res.Refused, RefusedClient{ID: c.id, Reason: RefusedLocal})
-		case opts.member(c.owner):
+			gone = append(gone, c)
+		case rev == c.revision:
 			seen[c.id] = true
-			res.Refused = append(res.Refused, RefusedClient{ID: c.id, Reason: RefusedOwner, Owner: c.owner})
+			c.verified = now
+		default:
+			seen[c.id] = true
+			res.Need = append(res.Need, c.id)
 		}
 		c.mu.Unlock()
 	}
+	// The listed clients owner does not own here: new to this node (needed),
+	// or another's.
 	for id := range listed {
-		if !seen[id] {
+		if seen[id] {
+			continue
+		}
+		r.mu.RLock()
+		c := r.clients[id]
+		r.mu.RUnlock()
+		if c == nil {
+			res.Need = append(res.Need, id)
+			continue
+		}
+		// owner never changes: it is read without the client's lock.
+		c.mu.Lock()
+		alive := c.alive
+		c.mu.Unlock()
+		switch {
+		case !alive:
+			res.Need = append(res.Need, id)
+		case c.local():
+			res.Refused = append(res.Refused, RefusedClient{ID: id, Reason: RefusedLocal})
+		case c.owner != owner && opts.member(c.owner):
+			res.Refused = append(res.Refused, RefusedClient{ID: id, Reason: RefusedOwner, Owner: c.owner})
+		default: // a former member's, or owner's made since ownedBy: the sync settles it
 			res.Need = append(res.Need, id)
 		}
 	}
@@ -616,6 +631,47 @@ func (r *Registry) publishChangedBy(ctx context.Context, cause ChangeCause, svcs
 		}
 	}
 	return nil
+}
+
+// putClient makes c the client of its id, indexed by its owner; r.mu is
+// held for writing.
+func (r *Registry) putClient(c *client) {
+	if old := r.clients[c.id]; old != nil {
+		r.unindex(old)
+	}
+	r.clients[c.id] = c
+	if c.owner == "" {
+		return
+	}
+	m := r.owned[c.owner]
+	if m == nil {
+		m = make(map[string]*client)
+		r.owned[c.owner] = m
+	}
+	m[c.id] = c
+}
+
+// deleteClient removes c, the client of its id; r.mu is held for writing.
+func (r *Registry) deleteClient(c *client) {
+	r.unindex(c)
+	delete(r.clients, c.id)
+}
+
+// unindex removes c from its owner's index, and an index left empty.
+func (r *Registry) unindex(c *client) {
+	if m := r.owned[c.owner]; m[c.id] == c {
+		delete(m, c.id)
+		if len(m) == 0 {
+			delete(r.owned, c.owner)
+		}
+	}
+}
+
+// ownedBy returns the replicas owner owns.
+func (r *Registry) ownedBy(owner string) []*client {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return slices.Collect(maps.Values(r.owned[owner]))
 }
 
 func (r *Registry) allClients() []*client {

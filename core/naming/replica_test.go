@@ -534,3 +534,63 @@ func TestAFormerMembersReplicaIsTakenOver(t *testing.T) {
 	}
 	expect(t, events, ServiceChanged{svcA, CauseOwner}, ServiceChanged{svcA, CauseOwner})
 }
+
+// TestTheOwnerIndexFollowsEveryReplica: the index Verify reads holds each
+// live replica under its owner, follows a move to another owner and a
+// takeover, and keeps no empty entry once an owner's replicas are gone.
+func TestTheOwnerIndexFollowsEveryReplica(t *testing.T) {
+	ctx := context.Background()
+	r, _, _ := clientEvents(t)
+	const a, b = "10.0.0.8:8848", "10.0.0.9:8848"
+	isMember := map[string]bool{a: true, b: true}
+	opts := ReplicaOptions{IsMember: func(m string) bool { return isMember[m] }}
+	replica := func(id, owner string) ClientData {
+		return ClientData{ID: id, Owner: owner, Revision: 1, Services: map[Service][]Instance{svcA: {inst("10.0.3."+id, 80)}}}
+	}
+	if _, err := r.ApplyReplicas(ctx, []ClientData{replica("1", a), replica("2", a), replica("3", b)}, opts); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Connect("local", nil); err != nil {
+		t.Fatal(err)
+	}
+	index := func() map[string][]string {
+		out := map[string][]string{}
+		for owner, m := range r.owned {
+			for id, c := range m {
+				if c.owner != owner || r.clients[id] != c {
+					t.Errorf("index entry %s/%s is not the registry's client", owner, id)
+				}
+				out[owner] = append(out[owner], id)
+			}
+			slices.Sort(out[owner])
+		}
+		return out
+	}
+	want := func(step string, w map[string][]string) {
+		t.Helper()
+		if got := index(); !maps.EqualFunc(got, w, slices.Equal) {
+			t.Fatalf("%s: index %v, want %v", step, got, w)
+		}
+	}
+	want("applied", map[string][]string{a: {"1", "2"}, b: {"3"}})
+
+	if !r.MoveReplica("2", a, b) {
+		t.Fatal("moving replica 2 to b")
+	}
+	want("2 moved to b", map[string][]string{a: {"1"}, b: {"2", "3"}})
+
+	isMember[a] = false // b takes over a's last replica by syncing it
+	if _, err := r.ApplyReplicas(ctx, []ClientData{replica("1", b)}, opts); err != nil {
+		t.Fatal(err)
+	}
+	want("b took over 1", map[string][]string{b: {"1", "2", "3"}})
+
+	if _, err := r.Verify(ctx, b, []ClientVersion{{"3", 1}}, opts); err != nil {
+		t.Fatal(err)
+	}
+	want("b verified only 3", map[string][]string{b: {"3"}})
+	if err := r.Disconnect(ctx, "3"); err != nil {
+		t.Fatal(err)
+	}
+	want("all gone", map[string][]string{})
+}
