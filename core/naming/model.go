@@ -279,35 +279,46 @@ func (l Limits) checkApp(field, app string) error {
 // validates it; field prefixes errors ("instance", "instances[3]"; "" names
 // the instance's fields alone, as the HTTP API's parameters are).
 func (l Limits) NormalizeInstance(svc Service, field string, inst Instance) (Instance, error) {
-	if field != "" {
-		field += "."
+	inst, err := l.normalizeInstance(svc, inst)
+	if err != nil && field != "" {
+		// The field's full name is built only for a refusal.
+		var e *InvalidError
+		if errors.As(err, &e) {
+			e.Field = field + "." + e.Field
+		}
 	}
+	return inst, err
+}
+
+// normalizeInstance is NormalizeInstance with errors naming the instance's
+// fields alone.
+func (l Limits) normalizeInstance(svc Service, inst Instance) (Instance, error) {
 	if inst.Cluster == "" {
 		inst.Cluster = DefaultCluster
 	}
-	if err := checkCluster(field+"clusterName", inst.Cluster); err != nil {
+	if err := checkCluster("clusterName", inst.Cluster); err != nil {
 		return inst, err
 	}
-	if err := checkIP(field+"ip", inst.IP); err != nil {
+	if err := checkIP("ip", inst.IP); err != nil {
 		return inst, err
 	}
-	if err := checkPort(field+"port", inst.Port); err != nil {
+	if err := checkPort("port", inst.Port); err != nil {
 		return inst, err
 	}
 	if math.IsNaN(inst.Weight) || inst.Weight < 0 || inst.Weight > maxWeight {
-		return inst, invalid(field+"weight", "%v is out of range 0-%d", inst.Weight, maxWeight)
+		return inst, invalid("weight", "%v is out of range 0-%d", inst.Weight, maxWeight)
 	}
-	if err := l.checkMetadata(field+"metadata", inst.Metadata); err != nil {
+	if err := l.checkMetadata("metadata", inst.Metadata); err != nil {
 		return inst, err
 	}
 	if inst.ID == "" {
-		inst.ID = inst.IP + "#" + strconv.Itoa(inst.Port) + "#" + inst.Cluster + "#" + svc.GroupedName()
+		inst.ID = DefaultInstanceID(inst.IP, inst.Port, inst.Cluster, svc)
 	}
 	if len(inst.ID) > maxInstanceIDBytes {
-		return inst, invalid(field+"instanceId", "longer than %d bytes", maxInstanceIDBytes)
+		return inst, invalid("instanceId", "longer than %d bytes", maxInstanceIDBytes)
 	}
 	if p := textProblem(inst.ID, false); p != "" {
-		return inst, invalid(field+"instanceId", "%q %s", inst.ID, p)
+		return inst, invalid("instanceId", "%q %s", inst.ID, p)
 	}
 	return inst, nil
 }

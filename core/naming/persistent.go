@@ -164,8 +164,11 @@ func (r *Registry) checkNotPersistent(field string, svc Service, insts []Instanc
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	var buf [64]byte
 	for _, in := range insts {
-		for _, p := range e.publishers[PersistentClientID(in.IP, in.Port)] {
+		// The id is looked up from a buffer on the stack: no string is built.
+		id := strconv.AppendInt(append(append(buf[:0], in.IP...), ':'), int64(in.Port), 10)
+		for _, p := range e.publishers[string(append(id, persistentSuffix...))] {
 			if p.shape.cluster == in.Cluster {
 				return invalid(field, "%s:%d in cluster %s is a persistent instance; an address is ephemeral or persistent, never both",
 					in.IP, in.Port, in.Cluster)

@@ -253,8 +253,16 @@ func NewRegistry(cfg Config) *Registry {
 // countRefusal counts *err if it refuses a request for being over a limit.
 // The entry points defer it on their error result.
 func (r *Registry) countRefusal(err *error) {
+	if *err != nil {
+		r.countRefused(*err)
+	}
+}
+
+// countRefused is countRefusal's work, apart so that a request that
+// succeeds allocates no errors.As target.
+func (r *Registry) countRefused(err error) {
 	var invalid *InvalidError
-	if *err != nil && errors.As(*err, &invalid) && invalid.Limit != "" {
+	if errors.As(err, &invalid) && invalid.Limit != "" {
 		r.refusals.WithLabelValues(invalid.Limit).Inc()
 	}
 }
