@@ -29,10 +29,10 @@ bench: build
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/sextant-bench ./cmd/sextant-bench
 	$(BIN)/sextant-bench suite --server $(BIN)/sextant --out $(REPORTS) --profile short
 
-## fuzz: every Go fuzz target of the packages that have them (remote, naming, distro, config,
-## httpapi), one after another, each for FUZZTIME (default 60s); new failing inputs land in testdata/fuzz
+## fuzz: every Go fuzz target, found in the test files, one after another, each for FUZZTIME
+## (default 60s); new failing inputs land in the package's testdata/fuzz
 FUZZTIME    ?= 60s
-FUZZ_PKGS   := ./core/remote ./core/naming ./core/distro ./core/config ./core/httpapi ./core/persist ./core/consensus
+FUZZ_PKGS   := $(shell grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u)
 fuzz:
 	@set -e; for pkg in $(FUZZ_PKGS); do \
 	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
