@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -245,15 +247,18 @@ func (f *Forwarder) serveAdopt(ctx context.Context, from string, clients []wireC
 }
 
 // serveMoved re-homes this node's replicas of clients that moved. A move
-// from is the owner of is its word: taken once this node knows the new
-// owner as a member. A move to from (it adopted the client of a node DOWN
-// or gone) is taken once this node too sees from responsible. A move this
-// node cannot take yet waits, for twice Grace: its view of the membership
-// may lag the sender's.
+// from is the owner of is its word, taken at once, even to a node this one
+// does not know yet: the owner no longer lists the client in its
+// verifications, so waiting would drop the replica as gone while this
+// node's view of the membership lags (each member reads it on its own).
+// The new owner's syncs are taken once it is known; a replica whose owner
+// never becomes a member expires as any other. A move to from (it adopted
+// the client of a node DOWN or gone) is taken once this node too sees from
+// responsible; until then it waits, for twice Grace.
 func (f *Forwarder) serveMoved(from string, moved []move) {
 	until := f.cfg.Now().Add(2 * f.cfg.Grace)
 	for _, m := range moved {
-		if !naming.IsHTTPClientID(m.ID) || m.From == m.To {
+		if !naming.IsHTTPClientID(m.ID) || m.From == m.To || !memberAddress(m.To) {
 			continue
 		}
 		pm := pendingMove{from: m.From, to: m.To, until: until, ownersWord: m.From == from}
@@ -273,6 +278,17 @@ func (f *Forwarder) serveMoved(from string, moved []move) {
 	}
 }
 
+// memberAddress reports whether a is an address a member could have: a
+// host of one line of text and a port whose cluster port exists.
+func memberAddress(a string) bool {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil || host == "" || len(host) > 253 || naming.TextProblem(host) != "" {
+		return false
+	}
+	p, err := strconv.Atoi(port)
+	return err == nil && p > 0 && p+cluster.PortOffset <= 65535
+}
+
 // maxPendingMoves bounds the moves waiting for this node's view to agree.
 const maxPendingMoves = 100_000
 
@@ -283,15 +299,11 @@ type pendingMove struct {
 	ownersWord bool // sent by from, its owner
 }
 
-// applyMove re-homes the replica id as m says, if this node's view agrees:
-// it knows m.to as a member (the owner's word), or sees it responsible (the
-// adopter's). It reports whether the move is settled.
+// applyMove re-homes the replica id as m says: at once on its owner's word,
+// on the adopter's once this node too sees it responsible. It reports
+// whether the move is settled.
 func (f *Forwarder) applyMove(id string, m pendingMove) bool {
-	if m.ownersWord {
-		if _, member := f.state(m.to); !member {
-			return false
-		}
-	} else if f.cfg.Members.Owner(id) != m.to {
+	if !m.ownersWord && f.cfg.Members.Owner(id) != m.to {
 		return false
 	}
 	if f.reg.MoveReplica(id, m.from, m.to) {

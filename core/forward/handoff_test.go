@@ -329,3 +329,62 @@ func TestAHandoverNotTakenIsTakenBack(t *testing.T) {
 		t.Fatalf("the client came back with %+v", d)
 	}
 }
+
+// TestAMoveIsTakenBeforeItsNewOwnerIsKnown: a fourth node joins, and one of
+// the three others learns of it late (each reads the membership on its
+// own). The former owners hand their clients over and tell that node, then
+// verify with it, no longer listing them. It must keep listing every
+// instance: the move re-homes its replicas at once, so the verifications
+// do not take them for gone; the new owner's syncs are taken once it is
+// known.
+func TestAMoveIsTakenBeforeItsNewOwnerIsKnown(t *testing.T) {
+	c := newTestCluster(t, 3)
+	addrs := ips(200)
+	clients := ids(addrs)
+	for i, ip := range addrs {
+		register(t, c.nodes[i%3], ip)
+	}
+	c.replicate()
+	c.sweepAll()
+
+	late := c.nodes[2]
+	fourth := c.add()
+	for _, n := range c.nodes {
+		if n != late && n != fourth {
+			n.view.set(fourth.addr, cluster.Up)
+		}
+		if n != fourth {
+			fourth.view.set(n.addr, cluster.Up)
+		}
+	}
+	c.replicate()
+	c.sweepAll()
+	c.clock.advance(grace)
+	c.sweepAll()
+	c.flushNotices()
+
+	movedFrom := map[string]int{}
+	for _, id := range clients {
+		if h := c.holders(id); len(h) == 1 && h[0] == fourth.addr {
+			d, _ := late.reg.Client(id)
+			movedFrom[d.Owner]++
+		}
+	}
+	if len(movedFrom) == 0 {
+		t.Fatal("no client moved to the fourth node")
+	}
+	// The former owners' verifications reach the late node.
+	opts := naming.ReplicaOptions{IsMember: func(a string) bool { return a != fourth.addr }}
+	for _, n := range c.nodes[:2] {
+		if _, err := late.reg.Verify(context.Background(), n.addr, n.reg.LocalVersions(), opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := late.reg.Stats(); st.Instances != int64(len(addrs)) {
+		t.Fatalf("the late node lists %d instances, want %d; its replicas of moved clients were owned by %v",
+			st.Instances, len(addrs), movedFrom)
+	}
+	if n := movedFrom[fourth.addr]; n == 0 {
+		t.Fatalf("no replica on the late node was re-homed to the fourth node: %v", movedFrom)
+	}
+}
