@@ -104,6 +104,11 @@ type Cluster struct {
 	lastRefusal atomic.Int64 // unix nanoseconds
 	refusals    atomic.Int64
 
+	// started is set by Start: until then this node answers no report, so
+	// that no member sees it UP (and makes it responsible for clients)
+	// while its plugins and Distro are still starting.
+	started atomic.Bool
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -390,8 +395,10 @@ func Address(httpAddress string) (string, error) {
 }
 
 // Start sends this node's reports to every other member every report
-// interval, and keeps their states from the results.
+// interval, and keeps their states from the results; from now on it
+// answers theirs.
 func (c *Cluster) Start(context.Context) error {
+	c.started.Store(true)
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	c.wg.Add(1)
@@ -481,8 +488,15 @@ func (c *Cluster) record(address string, err error, ok string) {
 	}
 }
 
+// errStarting answers a report that comes before Start: the sender counts a
+// failed report, and does not see this node UP yet.
+var errStarting = errors.New("cluster: this node is still starting")
+
 // handleReport takes a peer's report: hearing from it means it is UP.
 func (c *Cluster) handleReport(from string, payload []byte) ([]byte, error) {
+	if !c.started.Load() {
+		return nil, errStarting
+	}
 	var r clusterv1.Report
 	if err := proto.Unmarshal(payload, &r); err != nil {
 		return nil, err

@@ -250,12 +250,30 @@ func TestHearingFromAMemberMakesItUp(t *testing.T) {
 		t.Fatal("an unreachable member is UP")
 	}
 	payload, _ := proto.Marshal(&clusterv1.Report{Version: "x"})
+	// Before Start this node answers no report: its sender must not see it
+	// UP while it starts, and it takes nothing from the report either.
+	if _, err := c.handleReport("10.0.0.2:8848", payload); !errors.Is(err, errStarting) {
+		t.Fatalf("a report before Start: %v, want %v", err, errStarting)
+	}
+	if c.IsUp("10.0.0.2:8848") {
+		t.Fatal("a report answered with an error made its sender UP")
+	}
+	start(t, c)
 	if _, err := c.handleReport("10.0.0.2:8848", payload); err != nil {
 		t.Fatal(err)
 	}
 	if !c.IsUp("10.0.0.2:8848") {
 		t.Fatal("a member that just reported is not UP")
 	}
+}
+
+// start starts c until the test ends.
+func start(t *testing.T, c *Cluster) {
+	t.Helper()
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
 }
 
 // TestOwnerMovesOnlyWhatItMust checks rendezvous hashing: every key has one
@@ -340,6 +358,7 @@ func TestReportsReachTheClusterThroughItsRouter(t *testing.T) {
 	c, router, _ := wire(t, &fakeTransport{})
 	c.SetMembers([]string{"10.0.0.2:8848"})
 	c.record("10.0.0.2:8848", refused("10.0.0.2:9849"), "")
+	start(t, c)
 	payload, _ := proto.Marshal(&clusterv1.Report{Version: "x"})
 	raw, err := router.Handle(context.Background(), "10.0.0.2:8848", ReportKind, payload)
 	if err != nil {
