@@ -573,7 +573,7 @@ func (d *Distro) expire(ctx context.Context) {
 	exp, err := d.cfg.Registry.Expire(ctx, cutoff)
 	d.metrics.expired.Add(float64(len(exp.Clients)))
 	if len(exp.Clients) > 0 {
-		d.log.Info("expired clients whose owners stopped verifying them", "clients", len(exp.Clients))
+		d.log.Info("expired clients whose owners stopped verifying them", "clients", len(exp.Clients), "by_owner", exp.Owners)
 	}
 	d.noteMassExpiries(exp.Losses)
 	if err != nil && ctx.Err() == nil {

@@ -44,9 +44,9 @@
 //   - Replicas follow. A replica belongs to the member that sent it (see
 //     naming's replica.go): once a client moved, the former owner tells the
 //     other members (op moved), which re-home their replica to the new
-//     owner at once, even before they know it as a member (its syncs are
-//     taken once they do; until then the former owner's verifications,
-//     which no longer list the client, would drop it as gone);
+//     owner, once they know it as a member, so that its syncs are taken
+//     (until then they hold the replica against the former owner's
+//     verifications, which no longer list it);
 //     for a DOWN or gone owner the adopter does, and each member takes its
 //     word once its own view sees the adopter responsible (one may see the
 //     owner DOWN before another).

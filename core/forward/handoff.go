@@ -247,14 +247,15 @@ func (f *Forwarder) serveAdopt(ctx context.Context, from string, clients []wireC
 }
 
 // serveMoved re-homes this node's replicas of clients that moved. A move
-// from is the owner of is its word, taken at once, even to a node this one
-// does not know yet: the owner no longer lists the client in its
-// verifications, so waiting would drop the replica as gone while this
-// node's view of the membership lags (each member reads it on its own).
-// The new owner's syncs are taken once it is known; a replica whose owner
-// never becomes a member expires as any other. A move to from (it adopted
-// the client of a node DOWN or gone) is taken once this node too sees from
-// responsible; until then it waits, for twice Grace.
+// from is the owner of is its word: taken once this node knows the new
+// owner as a member. Until then the replica is held (naming's HoldForMove):
+// the owner no longer lists the client in its verifications, which would
+// otherwise drop it while this node's view of the membership lags the
+// sender's (each member reads it on its own). It is not re-homed to a node
+// this one does not know: this node's sweep would take it for a gone
+// owner's, and adopt it. A move to from (it adopted the client of a node
+// DOWN or gone) is taken once this node too sees from responsible. A move
+// this node cannot take yet waits, for twice Grace.
 func (f *Forwarder) serveMoved(from string, moved []move) {
 	until := f.cfg.Now().Add(2 * f.cfg.Grace)
 	for _, m := range moved {
@@ -269,6 +270,9 @@ func (f *Forwarder) serveMoved(from string, moved []move) {
 			continue
 		}
 		if !f.applyMove(m.ID, pm) {
+			if pm.ownersWord {
+				f.reg.HoldForMove(m.ID, m.From)
+			}
 			f.mu.Lock()
 			if len(f.pendingMoves) < maxPendingMoves {
 				f.pendingMoves[m.ID] = pm
@@ -299,11 +303,15 @@ type pendingMove struct {
 	ownersWord bool // sent by from, its owner
 }
 
-// applyMove re-homes the replica id as m says: at once on its owner's word,
-// on the adopter's once this node too sees it responsible. It reports
-// whether the move is settled.
+// applyMove re-homes the replica id as m says, if this node's view agrees:
+// it knows m.to as a member (the owner's word), or sees it responsible (the
+// adopter's). It reports whether the move is settled.
 func (f *Forwarder) applyMove(id string, m pendingMove) bool {
-	if !m.ownersWord && f.cfg.Members.Owner(id) != m.to {
+	if m.ownersWord {
+		if _, member := f.state(m.to); !member {
+			return false
+		}
+	} else if f.cfg.Members.Owner(id) != m.to {
 		return false
 	}
 	if f.reg.MoveReplica(id, m.from, m.to) {

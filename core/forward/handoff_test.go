@@ -330,14 +330,13 @@ func TestAHandoverNotTakenIsTakenBack(t *testing.T) {
 	}
 }
 
-// TestAMoveIsTakenBeforeItsNewOwnerIsKnown: a fourth node joins, and one of
-// the three others learns of it late (each reads the membership on its
-// own). The former owners hand their clients over and tell that node, then
-// verify with it, no longer listing them. It must keep listing every
-// instance: the move re-homes its replicas at once, so the verifications
-// do not take them for gone; the new owner's syncs are taken once it is
-// known.
-func TestAMoveIsTakenBeforeItsNewOwnerIsKnown(t *testing.T) {
+// TestAMoveWaitsForItsNewOwnerWithoutLosingTheReplica: a fourth node joins,
+// and one of the three others learns of it late (each reads the membership
+// on its own). The former owners hand their clients over, tell that node,
+// then verify with it, no longer listing them. It must keep listing every
+// instance: it holds the replicas it cannot re-home yet against those
+// verifications, and re-homes them once it knows the new owner.
+func TestAMoveWaitsForItsNewOwnerWithoutLosingTheReplica(t *testing.T) {
 	c := newTestCluster(t, 3)
 	addrs := ips(200)
 	clients := ids(addrs)
@@ -363,28 +362,44 @@ func TestAMoveIsTakenBeforeItsNewOwnerIsKnown(t *testing.T) {
 	c.sweepAll()
 	c.flushNotices()
 
-	movedFrom := map[string]int{}
+	var moved []string
 	for _, id := range clients {
 		if h := c.holders(id); len(h) == 1 && h[0] == fourth.addr {
-			d, _ := late.reg.Client(id)
-			movedFrom[d.Owner]++
+			if d, _ := late.reg.Client(id); d.Owner != late.addr {
+				moved = append(moved, id)
+			}
 		}
 	}
-	if len(movedFrom) == 0 {
-		t.Fatal("no client moved to the fourth node")
+	if len(moved) == 0 {
+		t.Fatal("no client of the other nodes moved to the fourth node")
 	}
 	// The former owners' verifications reach the late node.
-	opts := naming.ReplicaOptions{IsMember: func(a string) bool { return a != fourth.addr }}
-	for _, n := range c.nodes[:2] {
-		if _, err := late.reg.Verify(context.Background(), n.addr, n.reg.LocalVersions(), opts); err != nil {
-			t.Fatal(err)
+	verify := func() {
+		t.Helper()
+		opts := naming.ReplicaOptions{IsMember: func(a string) bool { _, ok := late.fwd.state(a); return ok }}
+		for _, n := range c.nodes[:2] {
+			if _, err := late.reg.Verify(context.Background(), n.addr, n.reg.LocalVersions(), opts); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	verify()
 	if st := late.reg.Stats(); st.Instances != int64(len(addrs)) {
-		t.Fatalf("the late node lists %d instances, want %d; its replicas of moved clients were owned by %v",
-			st.Instances, len(addrs), movedFrom)
+		t.Fatalf("the late node lists %d instances, want %d", st.Instances, len(addrs))
 	}
-	if n := movedFrom[fourth.addr]; n == 0 {
-		t.Fatalf("no replica on the late node was re-homed to the fourth node: %v", movedFrom)
+	late.fwd.Sweep(context.Background()) // it does not know the fourth node: nothing is adopted
+	c.checkNeverTwice(clients)
+
+	// Once it knows the fourth node, the moves are taken.
+	late.view.set(fourth.addr, cluster.Up)
+	late.fwd.Sweep(context.Background())
+	for _, id := range moved {
+		if d, _ := late.reg.Client(id); d.Owner != fourth.addr {
+			t.Fatalf("%s's replica on the late node is %s's, want the fourth node's", id, d.Owner)
+		}
+	}
+	verify()
+	if st := late.reg.Stats(); st.Instances != int64(len(addrs)) {
+		t.Fatalf("after the moves, the late node lists %d instances, want %d", st.Instances, len(addrs))
 	}
 }

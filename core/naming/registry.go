@@ -117,6 +117,10 @@ type client struct {
 	subscribed map[Service]Subscription // nil until the client subscribes
 	revision   uint64                   // counts changes of what the client publishes
 	verified   time.Time                // a replicated client: when its owner last vouched for it
+	// moving marks a replica its owner has moved to a node this one does
+	// not know yet (HoldForMove): the owner's verifications no longer list
+	// it, and do not remove it. It expires as any replica.
+	moving bool
 	// http is set, at creation, for a client of the HTTP API (httpclient.go).
 	http *httpState
 }

@@ -498,6 +498,8 @@ func (r *Registry) Verify(ctx context.Context, owner string, versions []ClientVe
 		rev, isListed := listed[c.id]
 		switch {
 		case !c.alive:
+		case !isListed && c.moving:
+			seen[c.id] = true
 		case !isListed:
 			seen[c.id] = true
 			gone = append(gone, c)
@@ -546,6 +548,24 @@ func (r *Registry) Verify(ctx context.Context, owner string, versions []ClientVe
 	return res, nil
 }
 
+// HoldForMove keeps the replica id of owner, which owner has moved to a
+// node this one does not know yet, from owner's verifications: they no
+// longer list it, and would remove it until this node can re-home it
+// (MoveReplica). It lasts until then, or until the replica expires (it is
+// no longer verified). It reports whether this node holds such a replica.
+func (r *Registry) HoldForMove(id, owner string) bool {
+	r.mu.RLock()
+	c := r.clients[id]
+	r.mu.RUnlock()
+	if c == nil || c.local() || c.owner != owner {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.moving = c.alive
+	return c.alive
+}
+
 // RemoveReplica removes the replica id, as its owner's sync saying it is
 // gone does, if owner owns it; else it says why not ("" when the registry
 // does not hold id).
@@ -567,6 +587,9 @@ func (r *Registry) RemoveReplica(ctx context.Context, id, owner string) (Refusal
 // Expiry is what Expire removed.
 type Expiry struct {
 	Clients []string // the ids of the clients removed
+	// Owners counts the clients removed by the owner that stopped
+	// verifying them.
+	Owners map[string]int
 	// Losses are the services that lost instances, in no order.
 	Losses []ServiceLoss
 }
@@ -590,6 +613,10 @@ func (r *Registry) Expire(ctx context.Context, cutoff func(owner string) time.Ti
 		c.mu.Lock()
 		if c.alive && !c.local() && c.verified.Before(cutoff(c.owner)) {
 			out.Clients = append(out.Clients, c.id)
+			if out.Owners == nil {
+				out.Owners = map[string]int{}
+			}
+			out.Owners[c.owner]++
 			expired = append(expired, c)
 			for _, p := range c.published {
 				lost[p.e.svc] += len(p.insts)

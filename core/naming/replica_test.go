@@ -594,3 +594,39 @@ func TestTheOwnerIndexFollowsEveryReplica(t *testing.T) {
 	}
 	want("all gone", map[string][]string{})
 }
+
+// TestAHeldReplicaSurvivesItsOwnersVerificationsUntilItExpires: a replica
+// its owner moved to a node not known here (HoldForMove) is not removed by
+// the owner's verifications, which no longer list it; it still expires, and
+// only the owner's replica can be held.
+func TestAHeldReplicaSurvivesItsOwnersVerificationsUntilItExpires(t *testing.T) {
+	ctx := context.Background()
+	r, clock, _ := clientEvents(t)
+	const owner = "10.0.0.9:8848"
+	data := func(id string) ClientData {
+		return ClientData{ID: id, Owner: owner, Revision: 1, Services: map[Service][]Instance{svcA: {inst("10.0.4."+id, 80)}}}
+	}
+	if _, err := r.Apply(ctx, []ClientData{data("1"), data("2")}); err != nil {
+		t.Fatal(err)
+	}
+	if r.HoldForMove("1", "10.0.0.8:8848") || r.HoldForMove("nope", owner) {
+		t.Fatal("held a replica of another owner, or none")
+	}
+	if !r.HoldForMove("1", owner) {
+		t.Fatal("the owner's replica was not held")
+	}
+	if _, err := r.Verify(ctx, owner, nil, ReplicaOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.Client("1"); !ok {
+		t.Fatal("the held replica was removed by its owner's verification")
+	}
+	if _, ok := r.Client("2"); ok {
+		t.Fatal("a replica not held survived its owner's verification without it")
+	}
+	clock.now = clock.now.Add(time.Minute)
+	exp, err := r.Expire(ctx, func(string) time.Time { return clock.now.Add(-time.Second) })
+	if err != nil || !slices.Equal(exp.Clients, []string{"1"}) {
+		t.Fatalf("expired %v (%v), want the held replica", exp.Clients, err)
+	}
+}
