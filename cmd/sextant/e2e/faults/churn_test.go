@@ -137,7 +137,7 @@ func (ch *churn) step() {
 		s.current = nil
 	default:
 		sent := time.Now()
-		s.conn.close()
+		s.conn.Close()
 		ch.record(sent, i, s.conn, "close", nil)
 		c.mu.Lock()
 		if s.current != nil {
@@ -187,10 +187,10 @@ func clientOps(ops []churnOp, conn *conn, began, at time.Time) string {
 		}
 		out = append(out, line)
 	}
-	if ended, ok := conn.endedByNode(); ok {
+	if ended, ok := conn.EndedByNode(); ok {
 		out = append(out, fmt.Sprintf("%v the node ended its stream", ended.Sub(began).Round(time.Millisecond)))
 	}
-	return fmt.Sprintf("its client, connection %s of node %d: %s", conn.id, node+1, strings.Join(out, ", "))
+	return fmt.Sprintf("its client, connection %s of node %d: %s", conn.ID, node+1, strings.Join(out, ", "))
 }
 
 func (ch *churn) fail(node int, err error) {
@@ -213,7 +213,7 @@ func (ch *churn) dropNode(i int) {
 			s.current.died = sent
 		}
 		ch.c.mu.Unlock()
-		s.conn.close()
+		s.conn.Close()
 		ch.record(sent, i, s.conn, "close (node killed or churn halted)", nil)
 		s.conn, s.current = nil, nil
 	}

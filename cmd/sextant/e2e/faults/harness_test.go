@@ -287,7 +287,7 @@ func (c *cluster) register(i int, svc string, addrs []endpoint) *provider {
 		c.t.Fatal(err)
 	}
 	if err := conn.register(svc, addrs); err != nil {
-		conn.close()
+		conn.Close()
 		c.t.Fatal(err)
 	}
 	p := &provider{node: i, svc: svc, addrs: addrs, conn: conn, registered: time.Now()}
@@ -556,7 +556,7 @@ func (c *cluster) kill(i int) (dead []*provider) {
 	}
 	for _, p := range dead {
 		if p.svc != churnService {
-			p.conn.close()
+			p.conn.Close()
 		}
 	}
 	if c.churn != nil {
@@ -620,7 +620,7 @@ func (c *cluster) wrapUp() {
 	c.mu.Unlock()
 	for _, p := range ps {
 		if p.conn != nil && p.svc != churnService {
-			p.conn.close()
+			p.conn.Close()
 		}
 	}
 	// Stop the nodes at once rather than one after the other (their

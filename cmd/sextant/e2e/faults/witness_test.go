@@ -116,6 +116,6 @@ func (w *witness) awaitPushed(svc string, want []string, within time.Duration) e
 func (w *witness) close() {
 	w.once.Do(func() {
 		close(w.stop)
-		w.conn.close()
+		w.conn.Close()
 	})
 }

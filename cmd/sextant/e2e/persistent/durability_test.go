@@ -63,7 +63,7 @@ func TestAcknowledgedWritesSurviveLeaderKill(t *testing.T) {
 		if conns[i], err = dial(c.nodes[i].GRPCAddr()); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(conns[i].close)
+		t.Cleanup(conns[i].Close)
 	}
 
 	writes := make([]write, totalWrites)
@@ -257,7 +257,7 @@ func (w *write) viaGRPC(conn *rawConn, i int) {
 	switch {
 	case err != nil:
 		w.err = err
-	case a.ResultCode == 200 && a.typ == "InstanceResponse":
+	case a.ResultCode == 200 && a.Type == "InstanceResponse":
 		w.acked = true
 	default:
 		w.code, w.message = a.ErrorCode, a.Message

@@ -62,8 +62,8 @@ func TestPersistentInstancesOnEveryNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(raw.close)
-	if a, err := raw.registerPersistent(requestTimeout, svc, "10.14.2.1", 8080, metadata("grpc")); err != nil || a.ResultCode != 200 || a.typ != "InstanceResponse" {
+	t.Cleanup(raw.Close)
+	if a, err := raw.registerPersistent(requestTimeout, svc, "10.14.2.1", 8080, metadata("grpc")); err != nil || a.ResultCode != 200 || a.Type != "InstanceResponse" {
 		t.Fatalf("PersistentInstanceRequest on node %d: %v %v", rawNode+1, a, err)
 	}
 	if a, err := raw.registerEphemeral(svc, "10.14.2.2", 8080); err != nil || a.ResultCode != 200 {
@@ -85,7 +85,7 @@ func TestPersistentInstancesOnEveryNode(t *testing.T) {
 		if queriers[i], err = dial(c.nodes[i].GRPCAddr()); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(queriers[i].close)
+		t.Cleanup(queriers[i].Close)
 	}
 	for i := range 3 {
 		hosts := awaitList(t, c.nodes[i].HTTPAddr(), svc, both(persistentAt(persistent...), listedEphemeral(ephemeral...)))
@@ -120,7 +120,7 @@ func TestPersistentInstancesOnEveryNode(t *testing.T) {
 	// The clients leave: their ephemeral instances go, and the never-beaten
 	// one expires; the persistent ones stay, on every node.
 	sdk.CloseClient()
-	raw.close()
+	raw.Close()
 	for i := range 3 {
 		awaitList(t, c.nodes[i].HTTPAddr(), svc, both(absent(ephemeral...), persistentAt(persistent...)))
 	}
@@ -133,7 +133,7 @@ func TestPersistentInstancesOnEveryNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(other.close)
+	t.Cleanup(other.Close)
 	if a, err := other.deregisterPersistent(svc, "10.14.2.1", 8080); err != nil || a.ResultCode != 200 {
 		t.Fatalf("deregistering %s on node %d: %v %v", rawPersistent, leader+1, a, err)
 	}

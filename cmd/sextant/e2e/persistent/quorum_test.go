@@ -31,7 +31,7 @@ func TestWritesFailWithoutQuorum(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer w.close()
+		defer w.Close()
 		if a, err := w.registerPersistent(requestTimeout, svc, ip, 8080, nil); err != nil || a.ResultCode != 200 {
 			t.Fatalf("registering %s:8080 with a quorum: %v %v", ip, a, err)
 		}
@@ -53,7 +53,7 @@ func TestWritesFailWithoutQuorum(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(conn.close)
+		t.Cleanup(conn.Close)
 		var killed []int
 		for i := range 3 {
 			if i != survivor {
@@ -126,7 +126,7 @@ func TestWritesFailWithoutQuorum(t *testing.T) {
 		}
 
 		// The killed nodes come back: the quorum with them.
-		conn.close()
+		conn.Close()
 		for _, i := range killed {
 			c.start(i)
 		}
@@ -144,7 +144,7 @@ func refused(t *testing.T, what string, do func() (answer, error), d time.Durati
 	if err != nil {
 		t.Fatalf("%s: not answered after %v: %v", what, took.Round(time.Millisecond), err)
 	}
-	if a.typ != "ErrorResponse" || a.ResultCode == 200 || a.ErrorCode != 503 ||
+	if a.Type != "ErrorResponse" || a.ResultCode == 200 || a.ErrorCode != 503 ||
 		!(strings.Contains(a.Message, "no quorum") || strings.Contains(a.Message, "no leader")) {
 		t.Errorf("%s: answered %s after %v; want an ErrorResponse 503 naming the lost quorum", what, a, took.Round(time.Millisecond))
 	}

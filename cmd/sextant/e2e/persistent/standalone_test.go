@@ -25,7 +25,7 @@ func TestStandaloneRestartKeepsPersistentInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.close()
+	defer conn.Close()
 	// A standalone node elects itself once it is started: until then a
 	// persistent write is refused with 503.
 	deadline := time.Now().Add(awaitTimeout)
@@ -51,7 +51,7 @@ func TestStandaloneRestartKeepsPersistentInstances(t *testing.T) {
 	}
 	awaitList(t, srv.HTTPAddr(), svc, both(persistentAt(persistent...), listedEphemeral("10.40.0.9:8080")))
 
-	conn.close()
+	conn.Close()
 	if err := srv.Stop(); err != nil {
 		t.Fatalf("SIGTERM: %v\n%s", err, srv.Tail())
 	}
@@ -71,7 +71,7 @@ func TestStandaloneRestartKeepsPersistentInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.close()
+	defer conn.Close()
 	deadline = time.Now().Add(awaitTimeout)
 	for {
 		a, err := conn.deregisterPersistent(svc, "10.40.0.1", 8080)
