@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
 	"github.com/sextantd/sextant/core/cluster"
@@ -384,6 +386,79 @@ func TestForwardedErrorsAreTheOwners(t *testing.T) {
 	if h := c.holders(naming.HTTPClientID(ip, 80)); len(h) != 0 {
 		t.Fatalf("held by %v after the owner could not be reached", h)
 	}
+}
+
+// TestAWriteWaitsOutADisagreementOfViews: a write forwarded to a node
+// that sees another node responsible is sent again while the views
+// converge, and answered unavailable only when they do not within
+// CallTimeout.
+func TestAWriteWaitsOutADisagreementOfViews(t *testing.T) {
+	c := newTestCluster(t, 3)
+	const stranger = "10.0.0.9:8848" // a member only the responsible node sees
+	var ip string
+	var owner *node
+	for _, cand := range ips(500) {
+		id := naming.HTTPClientID(cand, 80)
+		o := c.owner(id)
+		if o != c.nodes[0] && cluster.Rendezvous(id, []string{o.addr, stranger}) == stranger {
+			ip, owner = cand, o
+			break
+		}
+	}
+	if ip == "" {
+		t.Fatal("no address that the stranger would win")
+	}
+	owner.view.set(stranger, cluster.Up)
+
+	start := time.Now()
+	_, err := c.nodes[0].fwd.Apply(context.Background(), Write{Op: Register, Service: svc, Instance: instanceAt(ip)})
+	var unavailable *UnavailableError
+	if !errors.As(err, &unavailable) || !unavailable.disagreed {
+		t.Fatalf("views that never agree: %v, want unavailable", err)
+	}
+	if took := time.Since(start); took < DefaultCallTimeout/2 {
+		t.Fatalf("refused after %v: the write was not sent again while the views could converge", took)
+	}
+	t.Logf("the client is told: %v", err)
+
+	c.net.mu.Lock()
+	c.net.calls[opWrite] = 0
+	c.net.mu.Unlock()
+	before := counterValue(t, c.nodes[0].fwd.metrics.resent)
+	resent := make(chan struct{})
+	go func() {
+		defer close(resent)
+		for {
+			c.net.mu.Lock()
+			n := c.net.calls[opWrite]
+			c.net.mu.Unlock()
+			if n > 0 {
+				owner.view.set(stranger, "")
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	if _, err := c.nodes[0].fwd.Apply(context.Background(), Write{Op: Register, Service: svc, Instance: instanceAt(ip)}); err != nil {
+		t.Fatalf("views that agree after the first send: %v", err)
+	}
+	<-resent
+	if after := counterValue(t, c.nodes[0].fwd.metrics.resent); after <= before {
+		t.Fatalf("resent %v times, want more than %v", after, before)
+	}
+	if h := c.holders(naming.HTTPClientID(ip, 80)); !slices.Equal(h, []string{owner.addr}) {
+		t.Fatalf("held by %v, want %s", h, owner.addr)
+	}
+}
+
+// counterValue reads a counter.
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }
 
 // send hands n a raw message from the member from.

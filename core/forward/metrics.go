@@ -8,6 +8,7 @@ type metrics struct {
 	handoffs       *prometheus.CounterVec
 	clients        *prometheus.GaugeVec
 	forwardSeconds prometheus.Histogram
+	resent         prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -33,9 +34,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Round trips of writes forwarded to the responsible node.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 3},
 		}),
+		resent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sextant_forward_resent_total",
+			Help: "Forwarded writes sent again because the node this one saw responsible for the client saw another node responsible (the members' views converging).",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.writes, m.received, m.handoffs, m.clients, m.forwardSeconds} {
+		for _, c := range []prometheus.Collector{m.writes, m.received, m.handoffs, m.clients, m.forwardSeconds, m.resent} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -79,7 +79,7 @@ func (f *Forwarder) Apply(ctx context.Context, w Write) (Result, error) {
 		f.metrics.writes.WithLabelValues(string(w.Op), "local").Inc()
 		return f.applyResponsible(ctx, w)
 	}
-	res, err := f.forward(ctx, owner, w)
+	res, err := f.forwardSettled(ctx, owner, w)
 	var unavailable *UnavailableError
 	if errors.As(err, &unavailable) {
 		f.metrics.writes.WithLabelValues(string(w.Op), "unavailable").Inc()
@@ -87,6 +87,41 @@ func (f *Forwarder) Apply(ctx context.Context, w Write) (Result, error) {
 		f.metrics.writes.WithLabelValues(string(w.Op), "forwarded").Inc()
 	}
 	return res, err
+}
+
+// Waits between sends of a write whose responsible node, as this node sees
+// it, saw another responsible: doubled from the first up to the last.
+const (
+	firstResettle = 50 * time.Millisecond
+	lastResettle  = 400 * time.Millisecond
+)
+
+// forwardSettled forwards w to owner and, while the node it reaches sees
+// another node responsible (views of the membership converge within a
+// health report interval), asks again whichever node this node then sees
+// responsible, for up to CallTimeout: so that a client is not refused for
+// a moment's disagreement. It applies w here if this node becomes
+// responsible meanwhile.
+func (f *Forwarder) forwardSettled(ctx context.Context, owner string, w Write) (Result, error) {
+	deadline := time.Now().Add(f.cfg.CallTimeout)
+	wait := firstResettle
+	for {
+		res, err := f.forward(ctx, owner, w)
+		var unavailable *UnavailableError
+		if !errors.As(err, &unavailable) || !unavailable.disagreed || time.Now().Add(wait).After(deadline) {
+			return res, err
+		}
+		f.metrics.resent.Inc()
+		select {
+		case <-ctx.Done():
+			return res, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, lastResettle)
+		if owner = f.cfg.Members.Owner(w.ClientID()); owner == f.self {
+			return f.applyResponsible(ctx, w)
+		}
+	}
 }
 
 // applyResponsible applies w on this node, responsible for its client: the
