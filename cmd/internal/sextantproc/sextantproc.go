@@ -183,7 +183,10 @@ func (p *Process) ExitErr() error { return p.exitErr }
 // and P+1001 (cluster) are free too. They are drawn below the range the
 // kernel hands out to outgoing connections (ip_local_port_range, from 32768
 // by default), so that a node's ports are not taken by some connection's
-// source port while the node restarts.
+// source port while the node restarts. Each is reserved for the rest of
+// this process's life (see reserve), so that no other test process, nor a
+// later call here, picks it while the server is yet to bind it or is
+// restarting.
 func FreePorts(n int) ([]int, error) {
 	const lowest = 10000
 	highest := ephemeralStart() - 1 - 1001
@@ -199,11 +202,57 @@ func FreePorts(n int) ([]int, error) {
 		if slices.ContainsFunc(out, func(p int) bool { return p-1001 <= port && port <= p+1001 }) {
 			continue
 		}
+		if !reserve(port, port+1000, port+1001) {
+			continue
+		}
 		if listenable(port) && listenable(port+1000) && listenable(port+1001) {
 			out = append(out, port)
 		}
 	}
 	return out, nil
+}
+
+// reservations holds the lock files of the ports this process reserved,
+// open until it exits.
+var reservations struct {
+	mu    sync.Mutex
+	files []*os.File
+}
+
+// reserve takes, for the rest of this process's life, an exclusive lock on
+// a file per port in a directory every test process shares, and reports
+// whether it got all of them (it keeps none otherwise). The kernel drops
+// the locks when the process exits, however it ends. Where locks cannot be
+// taken at all, every port counts as reserved: listenable is then the only
+// check.
+func reserve(ports ...int) bool {
+	dir := filepath.Join(os.TempDir(), "sextant-test-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return true
+	}
+	var held []*os.File
+	release := func() {
+		for _, f := range held {
+			f.Close()
+		}
+	}
+	for _, port := range ports {
+		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o666)
+		if err != nil {
+			release()
+			return true
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			release()
+			return false
+		}
+		held = append(held, f)
+	}
+	reservations.mu.Lock()
+	reservations.files = append(reservations.files, held...)
+	reservations.mu.Unlock()
+	return true
 }
 
 // ephemeralStart returns the first port of the kernel's
