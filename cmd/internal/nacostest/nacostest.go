@@ -5,27 +5,28 @@
 package nacostest
 
 import (
-	"net"
-	"path/filepath"
-	"strconv"
-
 	"fmt"
-	v1clients "github.com/nacos-group/nacos-sdk-go/clients"
-	v1naming "github.com/nacos-group/nacos-sdk-go/clients/naming_client"
-	v1constant "github.com/nacos-group/nacos-sdk-go/common/constant"
-	v1vo "github.com/nacos-group/nacos-sdk-go/vo"
+	"net"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	v1clients "github.com/nacos-group/nacos-sdk-go/clients"
+	v1naming "github.com/nacos-group/nacos-sdk-go/clients/naming_client"
+	v1constant "github.com/nacos-group/nacos-sdk-go/common/constant"
+	v1util "github.com/nacos-group/nacos-sdk-go/util"
 	"github.com/nacos-group/nacos-sdk-go/v2/clients"
 	"github.com/nacos-group/nacos-sdk-go/v2/clients/naming_client"
 	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
 	"github.com/nacos-group/nacos-sdk-go/v2/model"
+	"github.com/nacos-group/nacos-sdk-go/v2/util"
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
+	v1vo "github.com/nacos-group/nacos-sdk-go/vo"
 
 	"github.com/sextantd/sextant/cmd/internal/servertest"
 )
@@ -39,7 +40,13 @@ var sdkDir string
 
 // Main runs a package's tests with a directory for the SDK's files, which it
 // removes afterwards with the server binary. Call it from TestMain.
+//
+// Both SDKs find the machine's address once and keep it in a global
+// without a lock: clients created at once by parallel tests race on it.
+// Main finds it first, so that the clients only read it.
 func Main(m *testing.M) {
+	util.LocalIP()
+	v1util.LocalIP()
 	var err error
 	if sdkDir, err = os.MkdirTemp("", "sextant-nacossdk"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
