@@ -34,6 +34,7 @@ func runCeiling(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	maxMessage := fs.Int("max-message-size", def.MaxMessageSize, "largest message accepted, as Sextant's remote.max_message_size")
 	pprof := fs.Bool("pprof", false, "serve Go's profiles at /debug/pprof/ on the HTTP port, as Sextant's debug.pprof")
 	maxStreams := fs.Int("max-streams", def.MaxStreamsPerConnection, "MAX_CONCURRENT_STREAMS, as Sextant's remote.max_streams_per_connection")
+	transport := fs.String("transport", fakenacos.TransportGRPC, "the HTTP/2 server: grpc (grpc-go, Sextant's) or h2 (the purpose-built experiment, h2serve)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -41,7 +42,7 @@ func runCeiling(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "sextant-bench serve-ceiling: give --port P (P+1000 a port too), --hosts N >= 0 and no argument")
 		return 2
 	}
-	c, err := fakenacos.NewCeiling(fakenacos.CeilingOptions{Hosts: *hosts, MaxMessageSize: *maxMessage, MaxStreams: *maxStreams})
+	c, err := fakenacos.NewCeiling(fakenacos.CeilingOptions{Hosts: *hosts, MaxMessageSize: *maxMessage, MaxStreams: *maxStreams, Transport: *transport})
 	if err != nil {
 		fmt.Fprintf(stderr, "sextant-bench serve-ceiling: %v\n", err)
 		return 1
@@ -76,7 +77,7 @@ func runCeiling(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	errs := make(chan error, 2)
 	go func() { errs <- c.Serve(glis) }()
 	go func() { errs <- hs.Serve(hlis) }()
-	fmt.Fprintf(stdout, "ceiling serving: http %s, grpc %s, %d hosts per query answer (%d bytes)\n", httpAddr, grpcAddr, *hosts, c.QueryBytes)
+	fmt.Fprintf(stdout, "ceiling serving: http %s, grpc %s (%s), %d hosts per query answer (%d bytes)\n", httpAddr, grpcAddr, *transport, *hosts, c.QueryBytes)
 	code := 0
 	select {
 	case <-ctx.Done():

@@ -16,8 +16,15 @@ import (
 )
 
 // The register and query scenarios run against the ceiling as against a
-// server: every answer of the right class, a query's of the hosts asked for.
+// server, on either transport: every answer of the right class, a query's
+// of the hosts asked for.
 func TestScenariosAgainstTheCeiling(t *testing.T) {
+	for _, transport := range []string{"grpc", "h2"} {
+		t.Run(transport, func(t *testing.T) { scenariosAgainstTheCeiling(t, transport) })
+	}
+}
+
+func scenariosAgainstTheCeiling(t *testing.T, transport string) {
 	ports, err := sextantproc.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +34,7 @@ func TestScenariosAgainstTheCeiling(t *testing.T) {
 	var out bytes.Buffer
 	exited := make(chan int, 1)
 	go func() {
-		exited <- runCeiling(ctx, []string{"--port", strconv.Itoa(ports[0]), "--hosts", "3"}, &out, io.Discard)
+		exited <- runCeiling(ctx, []string{"--port", strconv.Itoa(ports[0]), "--hosts", "3", "--transport", transport}, &out, io.Discard)
 	}()
 	defer func() {
 		cancel()

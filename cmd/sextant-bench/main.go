@@ -6,7 +6,7 @@
 //
 //	sextant-bench register|query|push|churn|visibility|http-register|beats|udp-push|persistent-register --target host:port [flags]
 //	sextant-bench suite --server bin/sextant [--out reports] [--profile short|full]
-//	sextant-bench serve-ceiling --port P [--hosts N]
+//	sextant-bench serve-ceiling --port P [--hosts N] [--transport grpc|h2]
 //	sextant-bench version
 //
 // Run "sextant-bench SCENARIO -h" for a scenario's flags.
@@ -35,6 +35,7 @@ const usage = `usage:
   sextant-bench suite --server PATH [flags]           start PATH on free ports, run every scenario, write a report
   sextant-bench serve-ceiling --port P [--hosts N]    serve the Nacos wire with no logic (fixed answers) on P and P+1000,
                                                       on Sextant's gRPC options: the ceiling the suite compares Sextant with
+                                                      (--transport h2: on h2serve, the purpose-built HTTP/2 experiment)
   sextant-bench version
 
 scenarios:

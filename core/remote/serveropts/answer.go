@@ -51,7 +51,7 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unm
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	if a, ok := v.(*Answer); ok {
-		return a.marshal(), nil
+		return a.Encode(), nil
 	}
 	return c.proto.Marshal(v)
 }
@@ -64,9 +64,9 @@ const (
 	anyValue        = 2 // google.protobuf.Any.value
 )
 
-// marshal encodes a as the Payload{metadata: {type}, body: {value}} it
+// Encode encodes a as the Payload{metadata: {type}, body: {value}} it
 // stands for: a head with the tags and lengths, then the body's parts.
-func (a *Answer) marshal() mem.BufferSlice {
+func (a *Answer) Encode() mem.BufferSlice {
 	n := 0
 	for _, p := range a.Body {
 		n += len(p)

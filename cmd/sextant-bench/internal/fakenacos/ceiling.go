@@ -3,6 +3,7 @@ package fakenacos
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
 
+	"github.com/sextantd/sextant/cmd/sextant-bench/internal/h2serve"
 	"github.com/sextantd/sextant/core/remote/serveropts"
 	"github.com/sextantd/sextant/proto/nacos"
 )
@@ -24,7 +26,16 @@ type CeilingOptions struct {
 	// (serveropts.Transport), whose transport the ceiling runs on: the two
 	// differ only by what the server does.
 	MaxMessageSize, MaxStreams int
+	// Transport is the HTTP/2 server under it: TransportGRPC (grpc-go, as
+	// Sextant's) or TransportH2 (h2serve, the purpose-built experiment).
+	Transport string
 }
+
+// The transports a Ceiling can run on.
+const (
+	TransportGRPC = "grpc"
+	TransportH2   = "h2"
+)
 
 // Ceiling is the Nacos 2.x client wire with no logic behind it: what a
 // server on the same gRPC stack costs when it does nothing. It answers the
@@ -35,7 +46,8 @@ type CeilingOptions struct {
 // service of Hosts instances. It keeps nothing, checks nothing (a
 // connection need not be set up to be answered) and echoes no requestId.
 type Ceiling struct {
-	grpc    *grpc.Server
+	grpc    *grpc.Server // or
+	h2      *h2serve.Server
 	answers map[string]*serveropts.Answer // by request class; read-only once built
 	// noHandler answers a request class it does not know, as Nacos does.
 	noHandler *serveropts.Answer
@@ -79,9 +91,17 @@ func NewCeiling(o CeilingOptions) (*Ceiling, error) {
 		c.answers[typ] = answer(response(respType, fields))
 	}
 	c.QueryBytes = len(c.answers["ServiceQueryRequest"].Body[0])
-	c.grpc = grpc.NewServer(serveropts.Transport(o.MaxMessageSize, o.MaxStreams)...)
-	serveropts.RegisterRequest(c.grpc, c.request)
-	nacos.RegisterBiRequestStreamServer(c.grpc, ceilingStream{})
+	switch o.Transport {
+	case TransportGRPC, "":
+		c.grpc = grpc.NewServer(serveropts.Transport(o.MaxMessageSize, o.MaxStreams)...)
+		serveropts.RegisterRequest(c.grpc, c.request)
+		nacos.RegisterBiRequestStreamServer(c.grpc, ceilingStream{})
+	case TransportH2:
+		c.h2 = h2serve.New(h2serve.Handlers{Unary: c.request, Stream: func(context.Context, *nacos.Payload) {}},
+			h2serve.Options{MaxMessageSize: o.MaxMessageSize, MaxStreams: o.MaxStreams})
+	default:
+		return nil, fmt.Errorf("transport %q: want %q or %q", o.Transport, TransportGRPC, TransportH2)
+	}
 	return c, nil
 }
 
@@ -91,10 +111,24 @@ func answer(p *nacos.Payload) *serveropts.Answer {
 }
 
 // Serve serves on lis until Stop.
-func (c *Ceiling) Serve(lis net.Listener) error { return c.grpc.Serve(lis) }
+func (c *Ceiling) Serve(lis net.Listener) error {
+	if c.h2 != nil {
+		if err := c.h2.Serve(lis); !errors.Is(err, h2serve.ErrStopped) {
+			return err
+		}
+		return nil
+	}
+	return c.grpc.Serve(lis)
+}
 
 // Stop closes every connection and the listener.
-func (c *Ceiling) Stop() { c.grpc.Stop() }
+func (c *Ceiling) Stop() {
+	if c.h2 != nil {
+		c.h2.Stop()
+		return
+	}
+	c.grpc.Stop()
+}
 
 // ceilingInstance and ceilingInfo are an instance and a ServiceInfo with the
 // fields a Nacos server sends.
