@@ -8,7 +8,10 @@
 // One goroutine serves a connection, reading its frames and answering each
 // unary call inline as its last DATA frame arrives; answers are written
 // into one buffer, flushed when no more input is buffered, so that
-// pipelined calls share a system call. There is no goroutine per stream,
+// pipelined calls share a system call. The read and write buffers come
+// from pools: the write buffer is given back at every flush, the read
+// buffer once the connection has been idle for idleAfter, so that an idle
+// connection holds neither. There is no goroutine per stream,
 // none for writing, none for keep-alive (a client's PINGs are answered as
 // they come). It keeps HTTP/2's flow control both ways: what is read is
 // given back in WINDOW_UPDATEs once half a window is used, and an answer
@@ -19,15 +22,16 @@
 package h2serve
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -45,10 +49,13 @@ const (
 	StreamPath = "/BiRequestStream/requestBiStream"
 )
 
-// Sizes of a connection's buffers and windows.
+// Sizes of a connection's buffers and windows, and when it is idle.
 const (
 	readBufferSize  = 4 << 10
 	writeBufferSize = 4 << 10
+	// idleAfter is how long a connection waits for input with its read
+	// buffer before it gives the buffer back and waits without one.
+	idleAfter = time.Second
 	// defaultWindow is HTTP/2's initial window, of a stream and of the
 	// connection, both ways: this server announces no other.
 	defaultWindow = 65535
@@ -95,6 +102,9 @@ type Server struct {
 	// that no connection's dynamic table depends on them.
 	answerHeaders, okTrailers []byte
 
+	// reading counts the connections that hold a read buffer.
+	reading atomic.Int64
+
 	mu        sync.Mutex
 	stopped   bool
 	listeners map[net.Listener]struct{}
@@ -122,6 +132,10 @@ func headerBlock(pairs ...string) []byte {
 	}
 	return buf.Bytes()
 }
+
+// Reading returns how many connections hold a read buffer: those that
+// had input within idleAfter.
+func (s *Server) Reading() int { return int(s.reading.Load()) }
 
 // ErrStopped is what Serve returns once Stop was called.
 var ErrStopped = errors.New("h2serve: stopped")
@@ -185,8 +199,8 @@ func (s *Server) Stop() {
 type conn struct {
 	s   *Server
 	ctx context.Context
-	br  *bufio.Reader
-	bw  *bufio.Writer
+	in  *inbox
+	out *outbox
 	fr  *http2.Framer
 
 	streams     map[uint32]*stream
@@ -214,20 +228,22 @@ func (s *Server) serveConn(nc net.Conn) {
 	c := &conn{
 		s:          s,
 		ctx:        peer.NewContext(context.Background(), &peer.Peer{Addr: nc.RemoteAddr(), LocalAddr: nc.LocalAddr()}),
-		br:         bufio.NewReaderSize(nc, readBufferSize),
-		bw:         bufio.NewWriterSize(nc, writeBufferSize),
+		in:         &inbox{nc: nc, holding: &s.reading},
+		out:        &outbox{w: nc},
 		streams:    map[uint32]*stream{},
 		sendWindow: defaultWindow,
 		peerWindow: defaultWindow,
 		peerFrame:  16 << 10,
 	}
+	defer c.in.release()
+	defer c.out.release()
 	_ = nc.SetReadDeadline(time.Now().Add(prefaceTimeout))
 	preface := make([]byte, len(http2.ClientPreface))
-	if _, err := io.ReadFull(c.br, preface); err != nil || string(preface) != http2.ClientPreface {
+	if _, err := io.ReadFull(nc, preface); err != nil || string(preface) != http2.ClientPreface {
 		return
 	}
 	_ = nc.SetReadDeadline(time.Time{})
-	c.fr = http2.NewFramer(c.bw, c.br)
+	c.fr = http2.NewFramer(c.out, c.in)
 	c.fr.SetReuseFrames()
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = maxHeaderList
@@ -239,7 +255,7 @@ func (s *Server) serveConn(nc net.Conn) {
 		return
 	}
 	for {
-		if c.br.Buffered() == 0 && c.bw.Flush() != nil {
+		if c.in.buffered() == 0 && c.out.flush() != nil {
 			return
 		}
 		f, err := c.fr.ReadFrame()
@@ -256,7 +272,7 @@ func (s *Server) serveConn(nc net.Conn) {
 				var ce http2.ConnectionError
 				if errors.As(err, &ce) {
 					_ = c.fr.WriteGoAway(c.lastStream, http2.ErrCode(ce), nil)
-					_ = c.bw.Flush()
+					_ = c.out.flush()
 				}
 				return
 			}
@@ -265,7 +281,7 @@ func (s *Server) serveConn(nc net.Conn) {
 			var ce http2.ConnectionError
 			if errors.As(err, &ce) {
 				_ = c.fr.WriteGoAway(c.lastStream, http2.ErrCode(ce), nil)
-				_ = c.bw.Flush()
+				_ = c.out.flush()
 			}
 			return
 		}
@@ -308,7 +324,7 @@ func (c *conn) handle(f http2.Frame) error {
 	case *http2.RSTStreamFrame:
 		c.close(f.StreamID)
 	case *http2.GoAwayFrame:
-		_ = c.bw.Flush()
+		_ = c.out.flush()
 		return io.EOF
 	}
 	return nil // PRIORITY and unknown frames
@@ -537,4 +553,132 @@ func percentEncode(s string) string {
 		b = append(b, '%', hex[ch>>4], hex[ch&15])
 	}
 	return string(b)
+}
+
+// Buffers of connections with input or output, shared.
+var (
+	readBuffers  = sync.Pool{New: func() any { b := make([]byte, readBufferSize); return &b }}
+	writeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, writeBufferSize); return &b }}
+)
+
+// inbox reads a connection through a buffer it holds while the connection
+// is busy: it gives the buffer back once a read has waited idleAfter, and
+// then waits for the next byte without one.
+type inbox struct {
+	nc      net.Conn
+	holding *atomic.Int64 // counts the inboxes that hold a buffer
+	buf     *[]byte
+	r, w    int  // the unread bytes are (*buf)[r:w]
+	armed   bool // a read deadline idleAfter away is set
+	first   [1]byte
+}
+
+func (in *inbox) buffered() int { return in.w - in.r }
+
+// Read reads into p what is buffered, or else from the connection.
+func (in *inbox) Read(p []byte) (int, error) {
+	if in.r == in.w {
+		if err := in.fill(len(p)); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, (*in.buf)[in.r:in.w])
+	in.r += n
+	return n, nil
+}
+
+// fill waits for input; want is how much the reader asked for.
+func (in *inbox) fill(want int) error {
+	if in.buf != nil {
+		if !in.armed {
+			_ = in.nc.SetReadDeadline(time.Now().Add(idleAfter))
+			in.armed = true
+		}
+		n, err := in.nc.Read(*in.buf)
+		in.r, in.w = 0, n
+		if n > 0 {
+			return nil
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+		_ = in.nc.SetReadDeadline(time.Time{})
+		in.armed = false
+		in.release()
+	}
+	// Idle: the first byte, without a buffer; then what came with it.
+	if _, err := io.ReadFull(in.nc, in.first[:]); err != nil {
+		return err
+	}
+	in.buf = readBuffers.Get().(*[]byte)
+	in.holding.Add(1)
+	(*in.buf)[0] = in.first[0]
+	in.r, in.w = 0, 1
+	if want > 1 {
+		n, err := in.nc.Read((*in.buf)[1:])
+		in.w += n
+		if n == 0 {
+			return err
+		}
+	}
+	return nil
+}
+
+// release gives the read buffer back; only what is buffered is lost.
+func (in *inbox) release() {
+	if in.buf != nil {
+		readBuffers.Put(in.buf)
+		in.holding.Add(-1)
+		in.buf, in.r, in.w = nil, 0, 0
+	}
+}
+
+// outbox collects a connection's writes in a buffer held until flush.
+type outbox struct {
+	w   io.Writer
+	buf *[]byte
+}
+
+// Write adds p to what flush sends, sending first what would not fit.
+func (o *outbox) Write(p []byte) (int, error) {
+	if o.buf == nil {
+		o.buf = writeBuffers.Get().(*[]byte)
+	}
+	if len(*o.buf)+len(p) > writeBufferSize && len(*o.buf) > 0 {
+		if err := o.send(); err != nil {
+			return 0, err
+		}
+	}
+	if len(p) >= writeBufferSize {
+		return o.w.Write(p)
+	}
+	*o.buf = append(*o.buf, p...)
+	return len(p), nil
+}
+
+// flush sends what was written and gives the buffer back.
+func (o *outbox) flush() error {
+	if o.buf == nil {
+		return nil
+	}
+	err := o.send()
+	o.release()
+	return err
+}
+
+func (o *outbox) send() error {
+	if len(*o.buf) == 0 {
+		return nil
+	}
+	_, err := o.w.Write(*o.buf)
+	*o.buf = (*o.buf)[:0]
+	return err
+}
+
+func (o *outbox) release() {
+	if o.buf != nil {
+		*o.buf = (*o.buf)[:0]
+		writeBuffers.Put(o.buf)
+		o.buf = nil
+	}
 }

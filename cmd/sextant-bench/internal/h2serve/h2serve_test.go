@@ -51,6 +51,12 @@ func (e *echo) stream(_ context.Context, p *nacos.Payload) {
 
 func start(t *testing.T, o Options) (*echo, *grpc.ClientConn) {
 	t.Helper()
+	e, cc, _ := startServer(t, o)
+	return e, cc
+}
+
+func startServer(t *testing.T, o Options) (*echo, *grpc.ClientConn, *Server) {
+	t.Helper()
 	e := &echo{}
 	srv := New(Handlers{Unary: e.unary, Stream: e.stream}, o)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -70,7 +76,30 @@ func start(t *testing.T, o Options) (*echo, *grpc.ClientConn) {
 			t.Errorf("Serve returned %v, want ErrStopped", err)
 		}
 	})
-	return e, cc
+	return e, cc, srv
+}
+
+// TestAnIdleConnectionHoldsNoReadBuffer: a connection gives its read
+// buffer back once idle, and takes one again when a call comes.
+func TestAnIdleConnectionHoldsNoReadBuffer(t *testing.T) {
+	_, cc, srv := startServer(t, Options{MaxMessageSize: 4 << 20})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := call(ctx, cc, "Q", []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.Reading(); n != 1 {
+		t.Fatalf("%d connections hold a read buffer right after a call, want 1", n)
+	}
+	for srv.Reading() != 0 {
+		if ctx.Err() != nil {
+			t.Fatalf("the connection still holds its read buffer %v after its last call", 10*time.Second)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got, err := call(ctx, cc, "Q", []byte("again")); err != nil || string(got.GetBody().GetValue()) != "again" {
+		t.Fatalf("a call on the idle connection: %v", err)
+	}
 }
 
 func call(ctx context.Context, cc *grpc.ClientConn, typ string, body []byte) (*nacos.Payload, error) {
