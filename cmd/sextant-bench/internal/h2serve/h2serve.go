@@ -220,8 +220,8 @@ type stream struct {
 	answered    bool   // a unary call's answer is queued
 	readUnacked int
 	sendWindow  int64
-	pending     []byte // answer bytes the windows held back
-	trailers    bool   // send the OK trailers once pending is out
+	pending     [][]byte // parts of the answer the windows held back
+	trailers    bool     // send the OK trailers once pending is out
 }
 
 func (s *Server) serveConn(nc net.Conn) {
@@ -458,32 +458,54 @@ func (c *conn) answer(st *stream, a *serveropts.Answer) error {
 	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: st.id, BlockFragment: c.s.answerHeaders, EndHeaders: true}); err != nil {
 		return err
 	}
+	// The message: gRPC's prefix, then the parts as they are (the
+	// answer's body is shared, never joined or copied here).
 	body := a.Encode()
-	size := body.Len()
-	msg := make([]byte, 5, 5+size)
-	binary.BigEndian.PutUint32(msg[1:5], uint32(size))
+	prefix := make([]byte, 5)
+	binary.BigEndian.PutUint32(prefix[1:5], uint32(body.Len()))
+	st.pending = make([][]byte, 0, 1+len(body))
+	st.pending = append(st.pending, prefix)
 	for _, part := range body {
-		msg = append(msg, part.ReadOnlyData()...)
+		st.pending = append(st.pending, part.ReadOnlyData())
 	}
-	st.pending, st.trailers = msg, true
+	st.trailers = true
 	return c.send(st)
 }
 
-// send writes st's pending bytes within the windows, then its trailers;
+// writeData writes a DATA frame of p on stream id straight into the
+// write buffer (the framer would copy p into a frame first).
+func (c *conn) writeData(id uint32, p []byte) error {
+	var h [9]byte
+	h[0], h[1], h[2] = byte(len(p)>>16), byte(len(p)>>8), byte(len(p))
+	h[3] = byte(http2.FrameData)
+	binary.BigEndian.PutUint32(h[5:], id)
+	if _, err := c.out.Write(h[:]); err != nil {
+		return err
+	}
+	_, err := c.out.Write(p)
+	return err
+}
+
+// send writes st's pending parts within the windows, then its trailers;
 // a stream the windows hold back waits in blocked.
 func (c *conn) send(st *stream) error {
 	for len(st.pending) > 0 {
-		n := min(int64(len(st.pending)), c.sendWindow, st.sendWindow, int64(c.peerFrame))
+		part := st.pending[0]
+		if len(part) == 0 {
+			st.pending = st.pending[1:]
+			continue
+		}
+		n := min(int64(len(part)), c.sendWindow, st.sendWindow, int64(c.peerFrame))
 		if n <= 0 {
 			c.blocked = append(c.blocked, st)
 			return nil
 		}
-		if err := c.fr.WriteData(st.id, false, st.pending[:n]); err != nil {
+		if err := c.writeData(st.id, part[:n]); err != nil {
 			return err
 		}
 		c.sendWindow -= n
 		st.sendWindow -= n
-		st.pending = st.pending[n:]
+		st.pending[0] = part[n:]
 	}
 	st.pending = nil
 	if !st.trailers {
