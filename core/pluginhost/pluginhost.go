@@ -156,11 +156,14 @@ func New(cfg Config) *Host {
 	return h
 }
 
-// Start starts every plugin — the transport first, then the membership
-// provider, then the push plugins — and fails, naming the plugin and the
-// problem, if one cannot start: a missing binary, a wrong SHA-256, a failed
-// handshake, a plugin of another kind, an invalid configuration block. It
-// also requires exactly one rpc push executor and at most one udp one.
+// Start starts every plugin — the transport, the membership provider and
+// the push plugins — at once: each is a process whose launch, handshake and
+// configuration take most of a second, and many seconds on a loaded
+// machine, and none needs another to start. It fails, naming each plugin
+// and its problem, if one cannot start (a missing binary, a wrong SHA-256,
+// a failed handshake, a plugin of another kind, an invalid configuration
+// block), stopping those that started. It also requires exactly one rpc
+// push executor and at most one udp one.
 func (h *Host) Start(ctx context.Context) error {
 	if err := h.checkBuiltins(); err != nil {
 		return err
@@ -172,24 +175,48 @@ func (h *Host) Start(ctx context.Context) error {
 		}
 		h.executableSum = sum
 	}
+	// In the order Stop reverses: the transport, the membership provider,
+	// then the push plugins (which Stop stops together).
+	type starting struct {
+		name   string
+		plugin startable
+		push   *pushPlugin
+	}
+	var all []starting
 	if h.transport != nil {
-		if err := h.startOne(ctx, h.cfg.Transport.Name, h.transport.supervisor); err != nil {
-			return err
-		}
+		all = append(all, starting{name: h.cfg.Transport.Name, plugin: h.transport.supervisor})
 	}
 	if h.cfg.Membership != nil {
-		if err := h.startOne(ctx, h.cfg.Membership.Name, newMembershipPlugin(h, *h.cfg.Membership).supervisor); err != nil {
-			return err
-		}
+		all = append(all, starting{name: h.cfg.Membership.Name, plugin: newMembershipPlugin(h, *h.cfg.Membership).supervisor})
 	}
 	for _, spec := range h.cfg.Push {
 		p := newPushPlugin(h, spec)
-		if err := h.startOne(ctx, spec.Name, p); err != nil {
-			return err
+		all = append(all, starting{name: spec.Name, plugin: p, push: p})
+	}
+	errs := make([]error, len(all))
+	var wg sync.WaitGroup
+	for i, st := range all {
+		h.track(st.plugin)
+		wg.Go(func() {
+			if err := st.plugin.start(ctx); err != nil {
+				errs[i] = fmt.Errorf("plugin %s: %w", st.name, err)
+			}
+		})
+	}
+	wg.Wait()
+	h.mu.Lock()
+	for i, st := range all {
+		if errs[i] != nil {
+			continue
 		}
-		h.mu.Lock()
-		h.push = append(h.push, p)
-		h.mu.Unlock()
+		h.running = append(h.running, st.plugin)
+		if st.push != nil {
+			h.push = append(h.push, st.push)
+		}
+	}
+	h.mu.Unlock()
+	if err := errors.Join(errs...); err != nil {
+		return errors.Join(err, h.Stop(ctx))
 	}
 	if err := h.checkRoles(); err != nil {
 		return errors.Join(err, h.Stop(ctx))
@@ -238,20 +265,11 @@ func (h *Host) specs() []Spec {
 	return specs
 }
 
-// startOne starts a plugin; on failure it stops what was started.
-func (h *Host) startOne(ctx context.Context, name string, s interface {
+// startable is a plugin the host starts and stops.
+type startable interface {
 	start(context.Context) error
 	stop()
 	statusReporter
-}) error {
-	h.track(s)
-	if err := s.start(ctx); err != nil {
-		return errors.Join(fmt.Errorf("plugin %s: %w", name, err), h.Stop(ctx))
-	}
-	h.mu.Lock()
-	h.running = append(h.running, s)
-	h.mu.Unlock()
-	return nil
 }
 
 func (h *Host) checkRoles() error {

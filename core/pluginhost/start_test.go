@@ -3,11 +3,14 @@ package pluginhost_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/sextantd/sextant/core/pluginhost"
 	"github.com/sextantd/sextant/sdk/push"
@@ -305,6 +308,44 @@ func TestInProcess(t *testing.T) {
 	}
 	if got := executor(t, h, "spi").Interest.Services; len(got) != 1 || got[0] != "order-*" {
 		t.Errorf("spi interest services %v, want [order-*]", got)
+	}
+}
+
+// TestPluginsStartAtOnce: the host starts its plugins together, not one
+// after another: two built-ins whose start each waits for the other to
+// begin both start.
+func TestPluginsStartAtOnce(t *testing.T) {
+	t.Parallel()
+	var begun sync.WaitGroup
+	begun.Add(2)
+	waitForTheOther := func(p push.Plugin) push.Plugin {
+		inner := p.New
+		p.New = func(config []byte, h push.Host) (push.Executor, error) {
+			begun.Done()
+			done := make(chan struct{})
+			go func() { begun.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				return nil, errors.New("the other plugin had not begun to start: plugins start one after another")
+			}
+			return inner(config, h)
+		}
+		return p
+	}
+	h := start(t, pluginhost.Config{
+		Builtins: pluginhost.Builtins{Push: map[string]push.Plugin{
+			"rpc": waitForTheOther(pushFake("rpc", push.RoleRPC)),
+			"spi": waitForTheOther(pushFake("spi", push.RoleSPI)),
+		}},
+		Push: []pluginhost.Spec{{Name: "rpc", InProcess: true}, {Name: "spi", InProcess: true}},
+	})
+	var names []string
+	for _, e := range h.Executors() {
+		names = append(names, e.Name)
+	}
+	if strings.Join(names, ",") != "rpc,spi" {
+		t.Fatalf("executors %v, want rpc,spi in configuration order", names)
 	}
 }
 

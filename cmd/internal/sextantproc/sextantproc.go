@@ -22,10 +22,10 @@ import (
 )
 
 // Timeouts for a server to become ready, and to exit once asked to. A
-// server starts in a second or two here, but it starts its plugins one
-// after another, each a process of the race-built binary, and a full test
-// run starts many nodes at once on two cores: one took 28 s to start its
-// four plugins.
+// server starts in a second or two here, but each of its plugins is a
+// process of the race-built binary, and a full test run starts many nodes
+// at once on two cores: one took 28 s to start its four plugins (one after
+// another, as they then started).
 const (
 	StartTimeout = 60 * time.Second
 	StopTimeout  = 10 * time.Second
