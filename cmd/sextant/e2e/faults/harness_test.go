@@ -690,11 +690,22 @@ func (c *cluster) judge() {
 		svc  string
 	}
 	seen := map[seenKey]time.Time{}
+	// newest is the newest lastRefTime node k gave for svc. The official
+	// client drops a list no newer than the one it holds ("out of date data
+	// received"), so a push that arrives after a newer one, as a retry or a
+	// push slow to deliver can, changes nothing for it: it is not judged.
+	newest := map[seenKey]time.Time{}
 	emptyBy := map[string]int{}
 	records := slices.SortedStableFunc(slices.Values(c.records), func(a, b record) int { return a.at.Compare(b.at) })
 	for _, r := range records {
 		if r.how == "pushed" {
 			pushes++
+		}
+		if sk := (seenKey{r.node, r.svc}); !r.ref.IsZero() {
+			if !r.ref.After(newest[sk]) {
+				continue
+			}
+			newest[sk] = r.ref
 		}
 		if r.n != 0 {
 			seen[seenKey{r.node, r.svc}] = r.at
