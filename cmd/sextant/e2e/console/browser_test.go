@@ -106,6 +106,24 @@ func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// click clicks the element selector names in a table the page renders
+// anew as it updates live: should the page replace the element between
+// chromedp finding and clicking it, the click is tried again on the new one.
+func (b *browser) click(what, selector string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, awaitTimeout)
+	defer cancel()
+	for {
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(selector)))
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil || !strings.Contains(err.Error(), "node with given id") {
+			b.t.Fatalf("%s: %v\n%s", what, err, b.describe())
+		}
+	}
+}
+
 // await waits until the JavaScript expression is true in the page.
 func (b *browser) await(what, expression string) {
 	b.t.Helper()

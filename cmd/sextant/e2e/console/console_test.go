@@ -99,7 +99,7 @@ func TestConsole(t *testing.T) {
 	b.clear("services-group")
 	b.do("searching orders", chromedp.SendKeys(chromedp.CSS("#services-search"), "orders"))
 	b.awaitRows("services", "orders alone", `rows.length === 1 && rows[0][0] === 'orders'`)
-	b.do("opening orders", chromedp.Click(chromedp.CSS("#services tbody a")))
+	b.click("opening orders", "#services tbody a")
 	rows = b.awaitRows("instances", "the instances of orders", `rows.length === 2 && rows[0][8] !== '–'`)
 	if r := rows[0]; cell(r, 0) != "10.0.0.1:8080" || cell(r, 1) != "DEFAULT" || cell(r, 2) != "1" || cell(r, 3) != "yes" ||
 		cell(r, 4) != "yes" || cell(r, 5) != "yes" || cell(r, 6) != "version=1.4.2zone=eu-1" || cell(r, 7) == "–" {
@@ -118,8 +118,8 @@ func TestConsole(t *testing.T) {
 	}
 
 	// An edit of the weight, in the page; the gRPC subscriber is pushed it.
-	b.do("editing 10.0.0.1:8080", chromedp.Click(chromedp.CSS(`button.edit[data-address="10.0.0.1:8080"]`)),
-		chromedp.WaitVisible(chromedp.CSS("#edit-weight")))
+	b.click("editing 10.0.0.1:8080", `button.edit[data-address="10.0.0.1:8080"]`)
+	b.do("the edit form", chromedp.WaitVisible(chromedp.CSS("#edit-weight")))
 	b.screenshot(shots, "edit")
 	b.do("saving a weight of 7", chromedp.SetValue(chromedp.CSS("#edit-weight"), "7"), chromedp.Click(chromedp.CSS("#edit-save")),
 		chromedp.WaitNotVisible(chromedp.CSS("#edit")))
@@ -151,7 +151,7 @@ func TestConsole(t *testing.T) {
 	}
 
 	// The client that owns the instances, and what it publishes.
-	b.do("opening the client", chromedp.Click(chromedp.CSS(`#instances tbody td a`)))
+	b.click("opening the client", `#instances tbody td a`)
 	b.awaitRows("client-published", "what the client publishes", `rows.length === 4`)
 	b.await("the client's details", `document.getElementById('client-details').textContent.includes('connection')`)
 	b.screenshot(shots, "client")

@@ -93,7 +93,7 @@ func TestConsoleLogin(t *testing.T) {
 	b.await("who is logged in", `document.getElementById('user').textContent === 'signed in as admin'`)
 	b.do("reloading", chromedp.Reload())
 	b.awaitRows("services", "the services after a reload", `rows.length === 1 && rows[0][0] === 'billing'`)
-	b.do("opening billing", chromedp.Click(chromedp.CSS("#services tbody a")))
+	b.click("opening billing", "#services tbody a")
 	inst := b.awaitRows("instances", "billing's instance", `rows.length === 1`)
 	if r := inst[0]; cell(r, 0) != "10.2.0.1:8443" || cell(r, 5) != "no" {
 		t.Errorf("billing's instance: %q, want 10.2.0.1:8443, persistent", r)
