@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sextantd/sextant/core/internal/metrictest"
 	"github.com/sextantd/sextant/core/notify"
 	clusterv1 "github.com/sextantd/sextant/proto/cluster/v1"
 	"github.com/sextantd/sextant/sdk/transport"
@@ -431,7 +432,7 @@ func TestOnlyMembersAreHeard(t *testing.T) {
 	if handled != 0 {
 		t.Fatalf("handlers saw %d messages of strangers", handled)
 	}
-	if got := counterValue(t, router.refused.WithLabelValues("sync")); got != 4 {
+	if got := metrictest.CounterValue(t, router.refused.WithLabelValues("sync")); got != 4 {
 		t.Errorf("%v refused syncs counted, want 4", got)
 	}
 	if _, err := router.Handle(ctx, "10.0.0.2:8848", "sync", nil); err != nil {

@@ -9,7 +9,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+
+	"github.com/sextantd/sextant/core/internal/metrictest"
 )
 
 func echo(prefix string) HandlerFunc {
@@ -131,7 +132,7 @@ func TestRouterRefusesAMessageWithoutASender(t *testing.T) {
 	if handled {
 		t.Fatal("a handler saw a message without a sender")
 	}
-	if a, s := counterValue(t, r.refused.WithLabelValues("a")), counterValue(t, r.refused.WithLabelValues(SnapshotKind)); a != 1 || s != 1 {
+	if a, s := metrictest.CounterValue(t, r.refused.WithLabelValues("a")), metrictest.CounterValue(t, r.refused.WithLabelValues(SnapshotKind)); a != 1 || s != 1 {
 		t.Fatalf("counted %v messages and %v snapshots refused, want 1 each", a, s)
 	}
 }
@@ -151,17 +152,7 @@ func TestRouterCountsRefusalsOfUnknownKindsAsOther(t *testing.T) {
 	if n := len(ch); n != 1 {
 		t.Fatalf("%d series, want one", n)
 	}
-	if got := counterValue(t, r.refused.WithLabelValues("other")); got != 3 {
+	if got := metrictest.CounterValue(t, r.refused.WithLabelValues("other")); got != 3 {
 		t.Fatalf("%v refusals counted as other, want 3", got)
 	}
-}
-
-// counterValue reads a counter.
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }

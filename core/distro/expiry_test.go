@@ -12,9 +12,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sextantd/sextant/core/cluster"
+	"github.com/sextantd/sextant/core/internal/metrictest"
 	"github.com/sextantd/sextant/core/naming"
 	"github.com/sextantd/sextant/core/notify"
 	"github.com/sextantd/sextant/sdk/transport"
@@ -176,15 +176,6 @@ func (f *expiryFixture) awaitState(t *testing.T, member string, states ...cluste
 		func() string { return fmt.Sprintf("%s is %s, want %v", member, state(), states) })
 }
 
-func counter(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
-}
-
 // TestAStalledNodeDoesNotExpireItsReplicas: a node that was not running (a
 // SIGSTOP, a starved process) has heard from nobody meanwhile; it gives every
 // replica a fresh grace period from its resumption instead of expiring them
@@ -202,7 +193,7 @@ func TestAStalledNodeDoesNotExpireItsReplicas(t *testing.T) {
 	if n := f.logs.count("this node did not run"); n != 1 {
 		t.Errorf("the stall was warned about %d times, want once", n)
 	}
-	if got := counter(t, f.distro.metrics.stalls); got != 1 {
+	if got := metrictest.CounterValue(t, f.distro.metrics.stalls); got != 1 {
 		t.Errorf("stalls counted %v, want 1", got)
 	}
 	f.ticks(testExpiry) // a full grace since the resumption, to the second
@@ -335,7 +326,7 @@ func TestAMassExpiryIsWarnedAboutAndCounted(t *testing.T) {
 	if n := f.clients(); n != 1 {
 		t.Fatalf("%d clients left, want the local one", n)
 	}
-	if got := counter(t, f.distro.metrics.massExpiries); got != 1 {
+	if got := metrictest.CounterValue(t, f.distro.metrics.massExpiries); got != 1 {
 		t.Errorf("mass expiries counted %v, want 1 (orders)", got)
 	}
 	if n := f.logs.count("[WARN]  an expiry removed most of a service's instances"); n != 1 {

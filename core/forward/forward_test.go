@@ -11,11 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
 	"github.com/sextantd/sextant/core/cluster"
+	"github.com/sextantd/sextant/core/internal/metrictest"
 	"github.com/sextantd/sextant/core/naming"
 	"github.com/sextantd/sextant/core/notify"
 	"github.com/sextantd/sextant/sdk/transport"
@@ -424,7 +423,7 @@ func TestAWriteWaitsOutADisagreementOfViews(t *testing.T) {
 	c.net.mu.Lock()
 	c.net.calls[opWrite] = 0
 	c.net.mu.Unlock()
-	before := counterValue(t, c.nodes[0].fwd.metrics.resent)
+	before := metrictest.CounterValue(t, c.nodes[0].fwd.metrics.resent)
 	resent := make(chan struct{})
 	go func() {
 		defer close(resent)
@@ -443,22 +442,12 @@ func TestAWriteWaitsOutADisagreementOfViews(t *testing.T) {
 		t.Fatalf("views that agree after the first send: %v", err)
 	}
 	<-resent
-	if after := counterValue(t, c.nodes[0].fwd.metrics.resent); after <= before {
+	if after := metrictest.CounterValue(t, c.nodes[0].fwd.metrics.resent); after <= before {
 		t.Fatalf("resent %v times, want more than %v", after, before)
 	}
 	if h := c.holders(naming.HTTPClientID(ip, 80)); !slices.Equal(h, []string{owner.addr}) {
 		t.Fatalf("held by %v, want %s", h, owner.addr)
 	}
-}
-
-// counterValue reads a counter.
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }
 
 // send hands n a raw message from the member from.

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
+	"github.com/sextantd/sextant/core/internal/metrictest"
 	"github.com/sextantd/sextant/core/naming"
 	"github.com/sextantd/sextant/core/notify"
 )
@@ -132,7 +132,7 @@ func TestBeatRules(t *testing.T) {
 	if healthy("10.0.0.2") || !healthy("10.0.0.1") {
 		t.Fatal("after 3.001 s: want 10.0.0.2 unhealthy, 10.0.0.1 healthy")
 	}
-	if got := counter(t, c.unhealthy); got != 1 {
+	if got := metrictest.CounterValue(t, c.unhealthy); got != 1 {
 		t.Errorf("unhealthy counter %v", got)
 	}
 
@@ -149,7 +149,7 @@ func TestBeatRules(t *testing.T) {
 	if _, ok := f.instance("10.0.0.2"); ok {
 		t.Fatal("10.0.0.2 outlived its delete timeout")
 	}
-	if got := counter(t, c.expired); got != 1 {
+	if got := metrictest.CounterValue(t, c.expired); got != 1 {
 		t.Errorf("expired counter %v", got)
 	}
 
@@ -258,7 +258,7 @@ func TestSubscriptionsLapse(t *testing.T) {
 	if len(f.reg.UDPSubscribers(svc)) != 0 || len(f.reg.HTTPClients()) != 0 {
 		t.Fatal("the subscription outlived its TTL")
 	}
-	if got := counter(t, c.lapsed); got != 1 {
+	if got := metrictest.CounterValue(t, c.lapsed); got != 1 {
 		t.Errorf("lapsed counter %v", got)
 	}
 	select {
@@ -322,13 +322,4 @@ func TestLifecycleWithTicker(t *testing.T) {
 	if _, err := New(Config{}); err == nil {
 		t.Error("New without a registry succeeded")
 	}
-}
-
-func counter(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }

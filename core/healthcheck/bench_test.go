@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sextantd/sextant/core/internal/metrictest"
 	"github.com/sextantd/sextant/core/naming"
 )
 
@@ -190,7 +191,7 @@ func BenchmarkScheduled10k(b *testing.B) {
 		rounds++
 	}
 	cpu.report(b, rounds)
-	if n := counter(b, s.m.late); n != 0 {
+	if n := metrictest.CounterValue(b, s.m.late); n != 0 {
 		b.Errorf("%v late rounds", n)
 	}
 }

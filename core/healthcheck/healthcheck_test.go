@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sextantd/sextant/core/internal/metrictest"
 	"github.com/sextantd/sextant/core/naming"
 )
 
@@ -327,7 +328,7 @@ func TestOnlyChanges(t *testing.T) {
 	if r := st.next(t); r != (report{svcA, upUnhealthy, true}) {
 		t.Errorf("report %+v", r)
 	}
-	if got := counter(t, s.m.changes[1]); got != 1 {
+	if got := metrictest.CounterValue(t, s.m.changes[1]); got != 1 {
 		t.Errorf("changes{healthy=true} %v", got)
 	}
 }
@@ -353,7 +354,7 @@ func TestReportRetried(t *testing.T) {
 	const interval = 50 * time.Millisecond
 	began := time.Now()
 	s := start(t, st, Config{Interval: interval, Logger: log})
-	eventually(t, "4 rounds of failed reports", func() bool { return counter(t, s.m.reportFails) >= 4*n })
+	eventually(t, "4 rounds of failed reports", func() bool { return metrictest.CounterValue(t, s.m.reportFails) >= 4*n })
 	quorum.Store(true)
 	for range n {
 		if r := st.next(t); !r.healthy {
@@ -363,7 +364,7 @@ func TestReportRetried(t *testing.T) {
 	// A round makes n failures; the warnings come at most once per
 	// interval.
 	most := int(time.Since(began)/interval) + 1
-	fails := int(counter(t, s.m.reportFails))
+	fails := int(metrictest.CounterValue(t, s.m.reportFails))
 	if lines := buf.count("reporting a health change failed"); lines < 1 || lines > most {
 		t.Errorf("%d warnings of %d failed reports, want 1 to %d (one per interval)", lines, fails, most)
 	}
@@ -414,7 +415,7 @@ func TestBoundedConcurrency(t *testing.T) {
 	if checks(t, s, typeIndexHTTP, outcomeSuccess) < 50 {
 		t.Errorf("%v checks done", checks(t, s, typeIndexHTTP, outcomeSuccess))
 	}
-	if counter(t, s.m.late) == 0 {
+	if metrictest.CounterValue(t, s.m.late) == 0 {
 		t.Error("no late round counted, though the workers could not keep up")
 	}
 }
@@ -501,7 +502,7 @@ func TestStop(t *testing.T) {
 	if err := s.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := counter(t, s.m.reportFails); got != 0 {
+	if got := metrictest.CounterValue(t, s.m.reportFails); got != 0 {
 		t.Errorf("a Report cancelled by Stop counted as failed")
 	}
 }

@@ -18,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
+	"github.com/sextantd/sextant/core/internal/metrictest"
 	"github.com/sextantd/sextant/core/naming"
 )
 
@@ -211,16 +212,6 @@ func closedPort(t testing.TB) int {
 	return port
 }
 
-// counter returns the value of a counter.
-func counter(t testing.TB, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
-}
-
 func gauge(t testing.TB, g prometheus.Gauge) float64 {
 	t.Helper()
 	var m dto.Metric
@@ -234,7 +225,7 @@ func gauge(t testing.TB, g prometheus.Gauge) float64 {
 // outcome o so far.
 func checks(t testing.TB, s *Scheduler, typ int, o outcome) float64 {
 	t.Helper()
-	return counter(t, s.m.checks[typ][o])
+	return metrictest.CounterValue(t, s.m.checks[typ][o])
 }
 
 // allChecks counts every check so far.

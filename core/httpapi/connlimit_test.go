@@ -12,20 +12,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
+	"github.com/sextantd/sextant/core/internal/metrictest"
 	"github.com/sextantd/sextant/core/tlsconfig"
 	"github.com/sextantd/sextant/core/tlsconfig/tlstest"
 )
-
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
-}
 
 // keepAlive sends a liveness request on conn and reads its answer, leaving
 // the connection open and idle.
@@ -79,7 +70,7 @@ func TestMaxConnectionsEvictsTheLongestIdle(t *testing.T) {
 		t.Errorf("the evicted connection read %q", rest)
 	}
 	keepAlive(t, newer, newerR) // still open
-	if got := counterValue(t, s.limit.evicted); got != 1 {
+	if got := metrictest.CounterValue(t, s.limit.evicted); got != 1 {
 		t.Errorf("%v connections evicted, want 1", got)
 	}
 	if got := s.limit.open(); got != 2 {
@@ -152,7 +143,7 @@ func TestMaxConnectionsKeepsBusyOnes(t *testing.T) {
 					t.Errorf("a connection over the limit read %q (%v)", got, err)
 				}
 			}
-			if got := counterValue(t, s.limit.refused); got != 1 {
+			if got := metrictest.CounterValue(t, s.limit.refused); got != 1 {
 				t.Errorf("%v connections refused, want 1", got)
 			}
 
@@ -175,7 +166,7 @@ func TestMaxConnectionsKeepsBusyOnes(t *testing.T) {
 				t.Fatalf("in place of an idle connection: %v", err)
 			}
 			resp.Body.Close()
-			if got := counterValue(t, s.limit.evicted); got != 1 {
+			if got := metrictest.CounterValue(t, s.limit.evicted); got != 1 {
 				t.Errorf("%v connections evicted, want 1", got)
 			}
 		})

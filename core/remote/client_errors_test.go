@@ -9,7 +9,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+
+	"github.com/sextantd/sextant/core/internal/metrictest"
 )
 
 // lockedBuffer is a log output tests read while the server writes it.
@@ -52,7 +53,7 @@ func TestClientErrorsAreRateLimited(t *testing.T) {
 	if n := strings.Count(logs.String(), "[WARN]"); n != 3 {
 		t.Fatalf("%d lines, want 3 (a client's repeats left out):\n%s", n, logs)
 	}
-	if got := counterValue(t, e.suppressed); got != 4 {
+	if got := metrictest.CounterValue(t, e.suppressed); got != 4 {
 		t.Errorf("%v suppressed, want 4", got)
 	}
 	*now = now.Add(59 * time.Second)
@@ -84,7 +85,7 @@ func TestClientErrorsAreBounded(t *testing.T) {
 	if n := e.order.Len(); n != 3 || len(e.pairs) != 3 {
 		t.Fatalf("%d pairs in the list, %d in the map; want the bound, 3", n, len(e.pairs))
 	}
-	if got := counterValue(t, e.evicted); got != 2 {
+	if got := metrictest.CounterValue(t, e.evicted); got != 2 {
 		t.Errorf("%v evicted, want 2", got)
 	}
 	e.report("10.0.0.4", "x", "client request failed") // remembered: left out
@@ -105,13 +106,4 @@ func TestClientIP(t *testing.T) {
 			t.Errorf("clientIP(%q, %q) = %q, want %q", tc.addr, tc.id, got, tc.want)
 		}
 	}
-}
-
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }

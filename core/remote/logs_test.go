@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sextantd/sextant/core/internal/metrictest"
 	"github.com/sextantd/sextant/core/naming"
 	"github.com/sextantd/sextant/core/notify"
 	"github.com/sextantd/sextant/proto/nacos"
@@ -97,7 +98,7 @@ func TestFailedRequestsAreLoggedOnce(t *testing.T) {
 	if !strings.Contains(logs.String(), want) {
 		t.Errorf("no %q in the log:\n%s", want, logs)
 	}
-	if got := counterValue(t, s.metrics.clientErrorsSuppressed); got != 9 {
+	if got := metrictest.CounterValue(t, s.metrics.clientErrorsSuppressed); got != 9 {
 		t.Errorf("%v suppressed, want 9", got)
 	}
 }
