@@ -16,9 +16,9 @@
 //     that it is responsible) and applies it; the client gets that node's
 //     answer. When the responsible node cannot be reached, or does not see
 //     itself responsible yet (views of the membership converge within a
-//     report interval: the write is sent again, to whichever node this one
-//     then sees responsible, for up to CallTimeout), the write is answered
-//     503 and the client retries.
+//     report interval; the write is sent again, to whichever node this one
+//     then sees responsible, for up to CallTimeout, in both cases), the
+//     write is answered 503 and the client retries.
 //     Reads are served by every node from its own registry.
 //   - Beats. The responsible node holds the client as its own: it runs the
 //     beat checks (Responsible is health.Config.Owns) and replicates it
@@ -255,8 +255,9 @@ type UnavailableError struct {
 	ClientID string
 	Node     string // the node responsible for the client, as this node sees it
 	Reason   string
-	// disagreed is set when Node sees another node responsible.
-	disagreed bool
+	// disagreed is set when Node sees another node responsible; resend
+	// when the write may be sent again (Node disagreed, or was not reached).
+	disagreed, resend bool
 }
 
 func (e *UnavailableError) Error() string {

@@ -141,7 +141,7 @@ func (e *wireError) err(id, node string) error {
 	case errNotFound:
 		return naming.ErrInstanceNotFound
 	case errNotResponsible:
-		return &UnavailableError{ClientID: id, Node: node, Reason: "does not see itself responsible for it yet (it sees " + quote(e.Owner) + "): the members' views of the cluster differ for a moment", disagreed: true}
+		return &UnavailableError{ClientID: id, Node: node, Reason: "does not see itself responsible for it yet (it sees " + quote(e.Owner) + "): the members' views of the cluster differ for a moment", disagreed: true, resend: true}
 	case errUnavailable:
 		return &UnavailableError{ClientID: id, Node: node, Reason: quote(e.Message)}
 	}

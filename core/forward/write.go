@@ -98,17 +98,18 @@ const (
 
 // forwardSettled forwards w to owner and, while the node it reaches sees
 // another node responsible (views of the membership converge within a
-// health report interval), asks again whichever node this node then sees
-// responsible, for up to CallTimeout: so that a client is not refused for
-// a moment's disagreement. It applies w here if this node becomes
-// responsible meanwhile.
+// health report interval) or it cannot be reached (a node restarting, or
+// dying: it is DOWN within a few reports, and another responsible), asks
+// again whichever node this node then sees responsible, for up to
+// CallTimeout: so that a client is not refused for a moment's change. It
+// applies w here if this node becomes responsible meanwhile.
 func (f *Forwarder) forwardSettled(ctx context.Context, owner string, w Write) (Result, error) {
 	deadline := time.Now().Add(f.cfg.CallTimeout)
 	wait := firstResettle
 	for {
 		res, err := f.forward(ctx, owner, w)
 		var unavailable *UnavailableError
-		if !errors.As(err, &unavailable) || !unavailable.disagreed || time.Now().Add(wait).After(deadline) {
+		if !errors.As(err, &unavailable) || !unavailable.resend || time.Now().Add(wait).After(deadline) {
 			return res, err
 		}
 		f.metrics.resent.Inc()
@@ -178,7 +179,7 @@ func (f *Forwarder) forward(ctx context.Context, owner string, w Write) (Result,
 	err := f.call(ctx, owner, message{Op: opWrite, Write: writeToWire(w)}, f.cfg.CallTimeout, &ans)
 	f.metrics.forwardSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
-		return Result{}, &UnavailableError{ClientID: id, Node: owner, Reason: "cannot be reached: " + err.Error()}
+		return Result{}, &UnavailableError{ClientID: id, Node: owner, Reason: "cannot be reached: " + err.Error(), resend: true}
 	}
 	if ans.Error != nil {
 		return Result{}, ans.Error.err(id, owner)
