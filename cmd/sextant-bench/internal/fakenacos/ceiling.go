@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
 
-	"github.com/sextantd/sextant/cmd/sextant-bench/internal/h2serve"
+	"github.com/sextantd/sextant/core/remote/h2serve"
 	"github.com/sextantd/sextant/core/remote/serveropts"
 	"github.com/sextantd/sextant/proto/nacos"
 )
@@ -97,13 +97,20 @@ func NewCeiling(o CeilingOptions) (*Ceiling, error) {
 		serveropts.RegisterRequest(c.grpc, c.request)
 		nacos.RegisterBiRequestStreamServer(c.grpc, ceilingStream{})
 	case TransportH2:
-		c.h2 = h2serve.New(h2serve.Handlers{Unary: c.request, Stream: func(context.Context, *nacos.Payload) {}},
+		c.h2 = h2serve.New(h2serve.Handlers{Unary: c.request, Stream: func(context.Context, *h2serve.Stream) h2serve.Receiver { return ignored{} }},
 			h2serve.Options{MaxMessageSize: o.MaxMessageSize, MaxStreams: o.MaxStreams})
 	default:
 		return nil, fmt.Errorf("transport %q: want %q or %q", o.Transport, TransportGRPC, TransportH2)
 	}
 	return c, nil
 }
+
+// ignored takes what a client sends on its bi-stream and does nothing with
+// it, as the ceiling's grpc-go stream does.
+type ignored struct{}
+
+func (ignored) Receive(*nacos.Payload) error { return nil }
+func (ignored) Closed()                      {}
 
 // answer is the Answer of p's class and body.
 func answer(p *nacos.Payload) *serveropts.Answer {

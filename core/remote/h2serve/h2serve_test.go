@@ -43,11 +43,17 @@ func (e *echo) unary(ctx context.Context, p *nacos.Payload) *serveropts.Answer {
 	return &serveropts.Answer{Type: p.GetMetadata().GetType() + "Response", Body: [][]byte{p.GetBody().GetValue()}}
 }
 
-func (e *echo) stream(_ context.Context, p *nacos.Payload) {
+func (e *echo) stream(context.Context, *Stream) Receiver { return e }
+
+// Receive records the class of what came on a bi-stream.
+func (e *echo) Receive(p *nacos.Payload) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.streamed = append(e.streamed, p.GetMetadata().GetType())
+	return nil
 }
+
+func (e *echo) Closed() {}
 
 func start(t *testing.T, o Options) (*echo, *grpc.ClientConn) {
 	t.Helper()

@@ -1,0 +1,149 @@
+package h2serve
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Buffers of connections with input or output, shared.
+var (
+	readBuffers  = sync.Pool{New: func() any { b := make([]byte, readBufferSize); return &b }}
+	writeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, writeBufferSize); return &b }}
+)
+
+// inbox reads a connection through a buffer it holds while the connection
+// is busy: it gives the buffer back once a read has waited idleAfter, and
+// then waits for the next byte without one.
+type inbox struct {
+	nc      net.Conn
+	holding *atomic.Int64 // counts the inboxes that hold a buffer
+	buf     *[]byte
+	r, w    int  // the unread bytes are (*buf)[r:w]
+	armed   bool // a read deadline idleAfter away is set
+	first   [1]byte
+}
+
+func (in *inbox) buffered() int { return in.w - in.r }
+
+// Read reads into p what is buffered, or else from the connection.
+func (in *inbox) Read(p []byte) (int, error) {
+	if in.r == in.w {
+		if err := in.fill(len(p)); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, (*in.buf)[in.r:in.w])
+	in.r += n
+	return n, nil
+}
+
+// fill waits for input; want is how much the reader asked for.
+func (in *inbox) fill(want int) error {
+	if in.buf != nil {
+		if !in.armed {
+			_ = in.nc.SetReadDeadline(time.Now().Add(idleAfter))
+			in.armed = true
+		}
+		n, err := in.nc.Read(*in.buf)
+		in.r, in.w = 0, n
+		if n > 0 {
+			return nil
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+		_ = in.nc.SetReadDeadline(time.Time{})
+		in.armed = false
+		in.release()
+	}
+	// Idle: the first byte, without a buffer; then what came with it.
+	if _, err := io.ReadFull(in.nc, in.first[:]); err != nil {
+		return err
+	}
+	in.buf = readBuffers.Get().(*[]byte)
+	in.holding.Add(1)
+	(*in.buf)[0] = in.first[0]
+	in.r, in.w = 0, 1
+	if want > 1 {
+		n, err := in.nc.Read((*in.buf)[1:])
+		in.w += n
+		if n == 0 {
+			return err
+		}
+	}
+	return nil
+}
+
+// release gives the read buffer back; only what is buffered is lost.
+func (in *inbox) release() {
+	if in.buf != nil {
+		readBuffers.Put(in.buf)
+		in.holding.Add(-1)
+		in.buf, in.r, in.w = nil, 0, 0
+	}
+}
+
+// outbox collects a connection's writes in a buffer held until flush.
+// Each write to the connection must complete within timeout (0: none).
+type outbox struct {
+	nc      net.Conn
+	timeout time.Duration
+	buf     *[]byte
+}
+
+// Write adds p to what flush sends, sending first what would not fit.
+func (o *outbox) Write(p []byte) (int, error) {
+	if o.buf == nil {
+		o.buf = writeBuffers.Get().(*[]byte)
+	}
+	if len(*o.buf)+len(p) > writeBufferSize && len(*o.buf) > 0 {
+		if err := o.send(); err != nil {
+			return 0, err
+		}
+	}
+	if len(p) >= writeBufferSize {
+		return o.write(p)
+	}
+	*o.buf = append(*o.buf, p...)
+	return len(p), nil
+}
+
+// flush sends what was written and gives the buffer back.
+func (o *outbox) flush() error {
+	if o.buf == nil {
+		return nil
+	}
+	err := o.send()
+	o.release()
+	return err
+}
+
+func (o *outbox) send() error {
+	if len(*o.buf) == 0 {
+		return nil
+	}
+	_, err := o.write(*o.buf)
+	*o.buf = (*o.buf)[:0]
+	return err
+}
+
+// write writes p to the connection within the timeout.
+func (o *outbox) write(p []byte) (int, error) {
+	if o.timeout > 0 {
+		_ = o.nc.SetWriteDeadline(time.Now().Add(o.timeout))
+	}
+	return o.nc.Write(p)
+}
+
+func (o *outbox) release() {
+	if o.buf != nil {
+		*o.buf = (*o.buf)[:0]
+		writeBuffers.Put(o.buf)
+		o.buf = nil
+	}
+}

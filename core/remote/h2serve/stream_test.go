@@ -1,0 +1,394 @@
+package h2serve
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/sextantd/sextant/core/remote/serveropts"
+	"github.com/sextantd/sextant/proto/nacos"
+)
+
+// pusher is a bi-stream handler that keeps each stream to write to it, and
+// refuses a message of class "Refuse".
+type pusher struct {
+	mu      sync.Mutex
+	streams []*Stream
+	opened  chan *Stream
+	closed  chan struct{}
+}
+
+func newPusher() *pusher {
+	return &pusher{opened: make(chan *Stream, 16), closed: make(chan struct{}, 16)}
+}
+
+func (p *pusher) stream(_ context.Context, s *Stream) Receiver {
+	p.mu.Lock()
+	p.streams = append(p.streams, s)
+	p.mu.Unlock()
+	p.opened <- s
+	return pusherStream{p}
+}
+
+type pusherStream struct{ p *pusher }
+
+func (r pusherStream) Receive(m *nacos.Payload) error {
+	if m.GetMetadata().GetType() == "Refuse" {
+		return errors.New("refused: " + string(m.GetBody().GetValue()))
+	}
+	return nil
+}
+
+func (r pusherStream) Closed() { r.p.closed <- struct{}{} }
+
+// serve runs a Server with h on a loopback listener until the test ends.
+func serve(t *testing.T, h Handlers, o Options) (*Server, string) {
+	t.Helper()
+	srv := New(h, o)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	t.Cleanup(func() {
+		srv.Stop()
+		if err := <-served; !errors.Is(err, ErrStopped) {
+			t.Errorf("Serve returned %v, want ErrStopped", err)
+		}
+	})
+	return srv, lis.Addr().String()
+}
+
+func dial(t *testing.T, addr string, opts ...grpc.DialOption) *grpc.ClientConn {
+	t.Helper()
+	if len(opts) == 0 {
+		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	cc, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+func payload(typ string, body []byte) *nacos.Payload {
+	return &nacos.Payload{Metadata: &nacos.Metadata{Type: typ}, Body: &anypb.Any{Value: body}}
+}
+
+// TestTheServerWritesToABiStream: what other goroutines Send reaches the
+// client in order, messages larger than the client's windows included
+// (they wait for its WINDOW_UPDATEs), while unary calls go on.
+func TestTheServerWritesToABiStream(t *testing.T) {
+	p := newPusher()
+	e := &echo{}
+	_, addr := serve(t, Handlers{Unary: e.unary, Stream: p.stream}, Options{MaxMessageSize: 4 << 20})
+	cc := dial(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	client, err := nacos.NewBiRequestStreamClient(cc).RequestBiStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Send(payload("ConnectionSetupRequest", nil)); err != nil {
+		t.Fatal(err)
+	}
+	server := <-p.opened
+	sizes := []int{10, 70_000, 200_000, 5, 1 << 20}
+	sent := make(chan error, 1)
+	go func() {
+		for i, n := range sizes {
+			if err := server.Send(payload("Push", bytes.Repeat([]byte{byte('a' + i)}, n))); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	for i, n := range sizes {
+		got, err := client.Recv()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if want := bytes.Repeat([]byte{byte('a' + i)}, n); got.GetMetadata().GetType() != "Push" || !bytes.Equal(got.GetBody().GetValue(), want) {
+			t.Fatalf("message %d: %s of %d bytes, want Push of %d", i, got.GetMetadata().GetType(), len(got.GetBody().GetValue()), n)
+		}
+		if _, err := call(ctx, cc, "Q", []byte("meanwhile")); err != nil {
+			t.Fatalf("a call between pushes: %v", err)
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if err := client.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the client's end: %v, want io.EOF (status OK)", err)
+	}
+	<-p.closed
+	if err := server.Send(payload("Late", nil)); !errors.Is(err, errStreamEnded) {
+		t.Fatalf("a Send after the stream ended: %v, want errStreamEnded", err)
+	}
+}
+
+// TestAReceiverErrorEndsTheStreamWithItsText: the client sees UNKNOWN and
+// the error's text; the Receiver is told the stream ended.
+func TestAReceiverErrorEndsTheStreamWithItsText(t *testing.T) {
+	p := newPusher()
+	_, addr := serve(t, Handlers{Unary: (&echo{}).unary, Stream: p.stream}, Options{MaxMessageSize: 1 << 20})
+	cc := dial(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, err := nacos.NewBiRequestStreamClient(cc).RequestBiStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Send(payload("Refuse", []byte("bad setup"))); err != nil {
+		t.Fatal(err)
+	}
+	_, err = client.Recv()
+	if status.Code(err) != codes.Unknown || !strings.Contains(err.Error(), "refused: bad setup") {
+		t.Fatalf("%v, want Unknown with the receiver's text", err)
+	}
+	<-p.closed
+}
+
+// TestAStreamEndsWithItsConnection: a client that goes away ends its
+// stream; a Send waiting for a window it will never get fails.
+func TestAStreamEndsWithItsConnection(t *testing.T) {
+	p := newPusher()
+	_, addr := serve(t, Handlers{Unary: (&echo{}).unary, Stream: p.stream}, Options{MaxMessageSize: 1 << 20})
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, err := nacos.NewBiRequestStreamClient(cc).RequestBiStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Send(payload("ConnectionSetupRequest", nil)); err != nil {
+		t.Fatal(err)
+	}
+	server := <-p.opened
+	sent := make(chan error, 1)
+	// The client never reads: a message past its windows waits.
+	go func() { sent <- server.Send(payload("Huge", make([]byte, 1<<20))) }()
+	cc.Close()
+	<-p.closed
+	if err := <-sent; err == nil {
+		t.Fatal("a Send to a client that went away succeeded")
+	}
+}
+
+// TestABlockingCallLetsTheOthersGoOn: a call Blocking names waits on a
+// goroutine of its own while other calls on the connection are answered.
+func TestABlockingCallLetsTheOthersGoOn(t *testing.T) {
+	release := make(chan struct{})
+	e := &echo{}
+	unary := func(ctx context.Context, p *nacos.Payload) *serveropts.Answer {
+		if p.GetMetadata().GetType() == "Slow" {
+			<-release
+		}
+		return e.unary(ctx, p)
+	}
+	blocking := func(p *nacos.Payload) bool { return p.GetMetadata().GetType() == "Slow" }
+	_, addr := serve(t, Handlers{Unary: unary, Blocking: blocking, Stream: e.stream}, Options{MaxMessageSize: 1 << 20})
+	cc := dial(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	slow := make(chan error, 1)
+	go func() {
+		got, err := call(ctx, cc, "Slow", []byte("waited"))
+		if err == nil && string(got.GetBody().GetValue()) != "waited" {
+			err = errors.New("wrong answer " + string(got.GetBody().GetValue()))
+		}
+		slow <- err
+	}()
+	for range 10 {
+		if _, err := call(ctx, cc, "Fast", []byte("x")); err != nil {
+			t.Fatalf("a call while another waits: %v", err)
+		}
+	}
+	select {
+	case err := <-slow:
+		t.Fatalf("the blocking call returned before it was released: %v", err)
+	default:
+	}
+	close(release)
+	if err := <-slow; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rawClient is an HTTP/2 client written with the framer, for what grpc-go
+// does not do on purpose.
+type rawClient struct {
+	nc net.Conn
+	fr *http2.Framer
+}
+
+func rawDial(t *testing.T, addr string) *rawClient {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := nc.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	c := &rawClient{nc: nc, fr: http2.NewFramer(nc, nc)}
+	if err := c.fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// goAway reads frames until a GOAWAY, which it returns.
+func (c *rawClient) goAway(t *testing.T) *http2.GoAwayFrame {
+	t.Helper()
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no GOAWAY before %v", err)
+		}
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			return ga
+		}
+	}
+}
+
+// TestStopSendsGoAway: a stopping server tells each client with a GOAWAY
+// naming the last stream it took, then closes the connection.
+func TestStopSendsGoAway(t *testing.T) {
+	e := &echo{}
+	srv, addr := serve(t, Handlers{Unary: e.unary, Stream: e.stream}, Options{MaxMessageSize: 1 << 20})
+	c := rawDial(t, addr)
+	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: headerBlock(":method", "POST", ":path", StreamPath), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.fr.WritePing(false, [8]byte{7}); err != nil { // answered once the stream is open
+		t.Fatal(err)
+	}
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, ok := f.(*http2.PingFrame); ok && p.IsAck() {
+			break
+		}
+	}
+	go srv.Stop()
+	ga := c.goAway(t)
+	if ga.ErrCode != http2.ErrCodeNo || ga.LastStreamID != 3 {
+		t.Fatalf("GOAWAY %v, last stream %d; want NO_ERROR, 3", ga.ErrCode, ga.LastStreamID)
+	}
+	if _, err := c.fr.ReadFrame(); err == nil {
+		t.Fatal("the connection stayed open after the GOAWAY")
+	}
+}
+
+// TestTooManyPingsAreRefused: PINGs closer than MinPingInterval, more than
+// twice, get GOAWAY ENHANCE_YOUR_CALM "too_many_pings", as from grpc-go.
+func TestTooManyPingsAreRefused(t *testing.T) {
+	e := &echo{}
+	_, addr := serve(t, Handlers{Unary: e.unary, Stream: e.stream}, Options{MaxMessageSize: 1 << 20, MinPingInterval: time.Minute})
+	c := rawDial(t, addr)
+	for i := range 4 {
+		if err := c.fr.WritePing(false, [8]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ga := c.goAway(t)
+	if ga.ErrCode != http2.ErrCodeEnhanceYourCalm || string(ga.DebugData()) != "too_many_pings" {
+		t.Fatalf("GOAWAY %v %q, want ENHANCE_YOUR_CALM too_many_pings", ga.ErrCode, ga.DebugData())
+	}
+}
+
+// TestTLS: a gRPC client over TLS negotiates h2 and is answered, on the
+// bi-stream too; a plaintext client is not.
+func TestTLS(t *testing.T) {
+	cert, pool := selfSigned(t)
+	p := newPusher()
+	e := &echo{}
+	_, addr := serve(t, Handlers{Unary: e.unary, Stream: p.stream},
+		Options{MaxMessageSize: 1 << 20, TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
+	cc := dial(t, addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "localhost"})))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if got, err := call(ctx, cc, "Q", []byte("over tls")); err != nil || string(got.GetBody().GetValue()) != "over tls" {
+		t.Fatalf("a call over TLS: %v", err)
+	}
+	client, err := nacos.NewBiRequestStreamClient(cc).RequestBiStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Send(payload("ConnectionSetupRequest", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := (<-p.opened).Send(payload("Push", []byte("pushed over tls"))); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := client.Recv(); err != nil || string(got.GetBody().GetValue()) != "pushed over tls" {
+		t.Fatalf("a push over TLS: %v", err)
+	}
+
+	plain := dial(t, addr)
+	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
+	defer cancelShort()
+	if _, err := call(short, plain, "Q", []byte("plaintext")); status.Code(err) != codes.Unavailable && status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("a plaintext call to a TLS server: %v, want it to fail", err)
+	}
+}
+
+// selfSigned returns a certificate for localhost and a pool trusting it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
