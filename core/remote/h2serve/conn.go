@@ -75,11 +75,6 @@ func (s *Server) serveConn(nc net.Conn) {
 	if err != nil {
 		return
 	}
-	preface := make([]byte, len(http2.ClientPreface))
-	if _, err := io.ReadFull(hc, preface); err != nil || string(preface) != http2.ClientPreface {
-		return
-	}
-	_ = nc.SetDeadline(time.Time{})
 	ctx, cancel := context.WithCancel(peer.NewContext(context.Background(), &peer.Peer{Addr: nc.RemoteAddr(), LocalAddr: nc.LocalAddr()}))
 	c := &conn{
 		s:          s,
@@ -103,16 +98,27 @@ func (s *Server) serveConn(nc net.Conn) {
 	c.fr.SetReuseFrames()
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = maxHeaderList
+	// The server's SETTINGS go first, without waiting for the client's
+	// preface, as from grpc-go: a client sees at once that it was served.
 	settings := []http2.Setting{{ID: http2.SettingMaxHeaderListSize, Val: maxHeaderList}}
 	if s.o.MaxStreams > 0 {
 		settings = append(settings, http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: uint32(s.o.MaxStreams)})
 	}
 	c.mu.Lock()
-	if c.write(c.fr.WriteSettings(settings...)) != nil {
-		c.mu.Unlock()
+	if c.write(c.fr.WriteSettings(settings...)) == nil {
+		c.flush()
+	}
+	failed := c.err != nil
+	c.mu.Unlock()
+	if failed {
 		return
 	}
-	c.mu.Unlock()
+	preface := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(c.in, preface); err != nil || string(preface) != http2.ClientPreface {
+		return
+	}
+	_ = nc.SetDeadline(time.Time{})
+	c.in.armed = false // the idle deadline was cleared with the preface's
 	for c.serveFrame() {
 	}
 }
@@ -517,6 +523,7 @@ func (c *conn) closed(st *stream) {
 	}
 	recv := st.recv
 	st.recv = nil
+	c.flush() // the stream's status, before the Receiver may close the connection
 	c.mu.Unlock()
 	recv.Closed()
 	c.mu.Lock()
