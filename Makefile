@@ -17,9 +17,12 @@ build:
 run: build
 	$(BIN)/sextant server
 
-## test: the whole suite, with the race detector
+## test: the whole suite, with the race detector; then the official SDK's suites and the raw
+## wire's again on the h2 transport (remote.transport = "h2"; the grpc-js test runs both itself)
+H2_SUITES := ./cmd/sextant/e2e/nacossdk/ ./cmd/sextant/e2e/wire/
 test:
 	$(GO) test -race -timeout 15m ./...
+	SEXTANT_REMOTE_TRANSPORT=h2 $(GO) test -race -timeout 5m $(H2_SUITES)
 
 ## bench: Go micro-benchmarks of the engines, bus, registry and encoders, then a
 ## short run of every sextant-bench scenario against fresh servers (reports/bench.{txt,json})

@@ -106,6 +106,10 @@ type Remote struct {
 	// MaxConnections is how many TCP connections the client port holds; more
 	// are closed as they are accepted. 0 derives it from the open-file limit.
 	MaxConnections int `koanf:"max_connections"`
+	// Transport is the client port's HTTP/2 server: "grpc" (grpc-go, the
+	// default) or "h2" (h2serve, written for the two Nacos methods: no
+	// goroutine or buffer of its own per idle connection).
+	Transport string `koanf:"transport"`
 }
 
 // Push configures pushing service changes to subscribers.
@@ -347,6 +351,7 @@ func Default() Config {
 			WriteTimeout:            10 * time.Second,
 			SetupTimeout:            10 * time.Second,
 			MaxStreamsPerConnection: 100,
+			Transport:               "grpc",
 		},
 		HTTP: HTTP{
 			IdleTimeout:    60 * time.Second,
@@ -461,6 +466,9 @@ func (c Config) Validate() error {
 	if c.Remote.MaxStreamsPerConnection < minStreamsPerConnection {
 		fail("remote.max_streams_per_connection", "%d is below the minimum of %d (the stream and one unary call)",
 			c.Remote.MaxStreamsPerConnection, minStreamsPerConnection)
+	}
+	if c.Remote.Transport != "grpc" && c.Remote.Transport != "h2" {
+		fail("remote.transport", "%q is neither grpc nor h2", c.Remote.Transport)
 	}
 	if c.Remote.MaxConnections < 0 {
 		fail("remote.max_connections", "must be 0 (derived from the open-file limit) or positive, got %d", c.Remote.MaxConnections)

@@ -41,6 +41,14 @@ func startLimitServer(t *testing.T, change func(*Config)) (*Server, *prometheus.
 	return s, reg
 }
 
+// forEachTransport runs test once on each transport, as a subtest named
+// after it.
+func forEachTransport(t *testing.T, test func(t *testing.T, transport string)) {
+	for _, transport := range []string{TransportGRPC, TransportH2} {
+		t.Run(transport, func(t *testing.T) { test(t, transport) })
+	}
+}
+
 // client is a gRPC client connection to s.
 type client struct {
 	cc  *grpc.ClientConn
@@ -98,9 +106,11 @@ func (c *client) openStream(t *testing.T, setup bool) nacos.BiRequestStream_Requ
 // completed ConnectionSetupRequest SetupTimeout after it was accepted is
 // closed and counted, whether it opened the stream or sent nothing at all; a
 // set-up connection stays.
-func TestSetupTimeout(t *testing.T) {
+func TestSetupTimeout(t *testing.T) { forEachTransport(t, testSetupTimeout) }
+
+func testSetupTimeout(t *testing.T, transport string) {
 	const timeout = time.Second // long enough for the kept connection to set up on a loaded machine
-	s, reg := startLimitServer(t, func(c *Config) { c.SetupTimeout = timeout })
+	s, reg := startLimitServer(t, func(c *Config) { c.Transport = transport; c.SetupTimeout = timeout })
 
 	kept := dialClient(t, s)
 	kept.openStream(t, true)
@@ -168,8 +178,10 @@ func accepted(t *testing.T, c net.Conn) bool {
 // TestMaxConnections checks that TCP connections over MaxConnections are
 // closed at accept, before any HTTP/2, and counted, and that a place freed is
 // taken again.
-func TestMaxConnections(t *testing.T) {
-	s, reg := startLimitServer(t, func(c *Config) { c.MaxConnections = 2 })
+func TestMaxConnections(t *testing.T) { forEachTransport(t, testMaxConnections) }
+
+func testMaxConnections(t *testing.T, transport string) {
+	s, reg := startLimitServer(t, func(c *Config) { c.Transport = transport; c.MaxConnections = 2 })
 	first := dialRaw(t, s)
 	dialRaw(t, s)
 
@@ -269,9 +281,11 @@ func hpackLiteral(fields ...string) []byte {
 // TestMaxStreamsPerConnection checks that the client port advertises
 // MAX_CONCURRENT_STREAMS and refuses a stream over it from a client that
 // ignores it, as a hostile one would.
-func TestMaxStreamsPerConnection(t *testing.T) {
+func TestMaxStreamsPerConnection(t *testing.T) { forEachTransport(t, testMaxStreamsPerConnection) }
+
+func testMaxStreamsPerConnection(t *testing.T, transport string) {
 	const limit = 3
-	s, _ := startLimitServer(t, func(c *Config) { c.MaxStreams = limit })
+	s, _ := startLimitServer(t, func(c *Config) { c.Transport = transport; c.MaxStreams = limit })
 	c, err := net.Dial("tcp", s.Addr().String())
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@
 package remote
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -29,6 +30,7 @@ import (
 	"github.com/sextantd/sextant/core/auth"
 	"github.com/sextantd/sextant/core/naming"
 	"github.com/sextantd/sextant/core/persist"
+	"github.com/sextantd/sextant/core/remote/h2serve"
 	"github.com/sextantd/sextant/core/remote/serveropts"
 	"github.com/sextantd/sextant/proto/nacos"
 )
@@ -36,10 +38,21 @@ import (
 // refusedLogInterval is how often refused connections are logged at most.
 const refusedLogInterval = 10 * time.Second
 
+// The transports the client port can serve on (Config.Transport).
+const (
+	// TransportGRPC is grpc-go's server, the default.
+	TransportGRPC = "grpc"
+	// TransportH2 is h2serve, a server written for the two Nacos methods:
+	// one goroutine and no buffers per idle connection.
+	TransportH2 = "h2"
+)
+
 // Config configures a Server.
 type Config struct {
-	Addr           string // listen address, e.g. ":9848" or "127.0.0.1:9848"
-	MaxMessageSize int    // largest message accepted from a client, in bytes
+	Addr string // listen address, e.g. ":9848" or "127.0.0.1:9848"
+	// Transport is TransportGRPC ("" too) or TransportH2.
+	Transport      string
+	MaxMessageSize int // largest message accepted from a client, in bytes
 	IdleTimeout    time.Duration
 	DetectInterval time.Duration
 	DetectTimeout  time.Duration
@@ -86,8 +99,10 @@ type Server struct {
 	// clientErrors logs what clients get wrong, each client's same error
 	// once a minute at most (client_errors.go).
 	clientErrors *clientErrors
-	grpc         *grpc.Server
-	lis          *trackingListener
+	// One of grpc and h2 serves, as Config.Transport says.
+	grpc *grpc.Server
+	h2   *h2serve.Server
+	lis  *trackingListener
 
 	ready atomic.Bool
 
@@ -135,6 +150,13 @@ func New(cfg Config) *Server {
 		maxConnections: s.cfg.MaxConnections,
 	})
 	s.clientErrors = newClientErrors(s.log, s.metrics.clientErrorsSuppressed, s.metrics.clientErrorsEvicted)
+	if cfg.Transport == TransportH2 {
+		s.h2 = h2serve.New(h2serve.Handlers{Unary: s.serveRequest, Blocking: mayWait, Stream: s.openStream}, h2serve.Options{
+			MaxMessageSize: cfg.MaxMessageSize, MaxStreams: cfg.MaxStreams, TLS: cfg.TLS,
+			WriteTimeout: cfg.WriteTimeout, MinPingInterval: serveropts.MinPingInterval,
+		})
+		return s
+	}
 	// The transport's options are shared with sextant-bench's ceiling server.
 	opts := serveropts.Transport(cfg.MaxMessageSize, cfg.MaxStreams)
 	if cfg.TLS != nil {
@@ -159,7 +181,7 @@ func (s *Server) Start(context.Context) error {
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
-		if err := s.grpc.Serve(s.lis); err != nil {
+		if err := s.serve(); err != nil {
 			s.log.Error("client gRPC server stopped", "error", err)
 		}
 	}()
@@ -167,8 +189,28 @@ func (s *Server) Start(context.Context) error {
 		defer s.wg.Done()
 		s.detectIdle()
 	}()
-	s.log.Info("client gRPC listening", "addr", lis.Addr().String(), "tls", s.cfg.TLS != nil, "max_connections", s.cfg.MaxConnections)
+	s.log.Info("client gRPC listening", "addr", lis.Addr().String(), "transport", s.transport(), "tls", s.cfg.TLS != nil,
+		"max_connections", s.cfg.MaxConnections)
 	return nil
+}
+
+// serve serves the listener on the transport until Stop.
+func (s *Server) serve() error {
+	if s.h2 == nil {
+		return s.grpc.Serve(s.lis)
+	}
+	if err := s.h2.Serve(s.lis); !errors.Is(err, h2serve.ErrStopped) {
+		return err
+	}
+	return nil
+}
+
+// transport names the transport the server serves on.
+func (s *Server) transport() string {
+	if s.h2 != nil {
+		return TransportH2
+	}
+	return TransportGRPC
 }
 
 // Addr is the address the server listens on (after Start).
@@ -183,7 +225,11 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.ready.Store(false)
 	done := make(chan struct{})
 	go func() {
-		s.grpc.Stop()
+		if s.h2 != nil {
+			s.h2.Stop() // a GOAWAY to every client first
+		} else {
+			s.grpc.Stop()
+		}
 		s.cancel()
 		s.wg.Wait()
 		close(done)
@@ -231,53 +277,95 @@ func (st streamService) RequestBiStream(stream nacos.BiRequestStream_RequestBiSt
 	return st.s.serveStream(stream)
 }
 
-// serveStream runs one client's bi-directional stream: this goroutine reads;
-// the server's requests are written by the connection. When the stream ends,
-// for whatever reason, the client is removed and its TCP connection closed.
+// serveStream runs one client's bi-directional stream on grpc-go: this
+// goroutine reads; the server's requests are written by the connection.
 func (s *Server) serveStream(stream nacos.BiRequestStream_RequestBiStreamServer) error {
-	ctx := stream.Context()
-	id := connectionIDFrom(ctx)
+	ss := s.newSession(stream.Context(), stream.Send)
+	defer ss.Closed()
+	for {
+		p, err := stream.Recv()
+		if err != nil {
+			return nil
+		}
+		if err := ss.Receive(p); err != nil {
+			return err
+		}
+	}
+}
+
+// openStream starts the session of a bi-stream h2serve took.
+func (s *Server) openStream(ctx context.Context, stream *h2serve.Stream) h2serve.Receiver {
+	return s.newSession(ctx, stream.Send)
+}
+
+// session is one client's bi-stream, on either transport: the connection
+// its ConnectionSetupRequest sets up, the answers to server requests that
+// come on it, and its end, which removes the client. It is an
+// h2serve.Receiver.
+type session struct {
+	s          *Server
+	c          *conn
+	registered bool
+}
+
+// newSession returns the session of a stream whose context carries its
+// connection's peer, and on which send writes.
+func (s *Server) newSession(ctx context.Context, send func(*nacos.Payload) error) *session {
 	var addr string
 	if p, ok := peer.FromContext(ctx); ok {
 		addr = p.Addr.String()
 	}
-	var c *conn
-	c = s.newStreamConn(id, addr, stream.Send, func(err error) { s.dropConn(c, err) })
-	registered, err := s.read(stream, c)
-	s.lis.closeConn(addr) // unblocks a writer stuck on a client that stopped reading
-	c.close()
-	if registered {
-		s.unregister(c)
-	}
-	return err
+	ss := &session{s: s}
+	ss.c = s.newStreamConn(connectionIDFrom(ctx), addr, send, func(err error) { s.dropConn(ss.c, err) })
+	return ss
 }
 
-// read handles what the client sends on its stream until the stream ends:
-// the connection setup, then answers to server requests.
-func (s *Server) read(stream nacos.BiRequestStream_RequestBiStreamServer, c *conn) (registered bool, err error) {
-	for {
-		p, err := stream.Recv()
-		if err != nil {
-			return registered, nil
+// Receive handles what the client sends on its stream: the connection
+// setup, then answers to server requests. A refused setup ends the stream.
+func (ss *session) Receive(p *nacos.Payload) error {
+	s, c := ss.s, ss.c
+	c.touch(time.Now())
+	typ, body := p.GetMetadata().GetType(), p.GetBody().GetValue()
+	if typ != typeConnectionSetup {
+		if _, err := c.answer(body); err != nil {
+			s.log.Debug("bad answer on stream", "connection", c.id, "type", typ, "error", err)
 		}
-		c.touch(time.Now())
-		typ, body := p.GetMetadata().GetType(), p.GetBody().GetValue()
-		if typ != typeConnectionSetup {
-			if _, err := c.answer(body); err != nil {
-				s.log.Debug("bad answer on stream", "connection", c.id, "type", typ, "error", err)
-			}
-			continue
-		}
-		if registered {
-			s.log.Debug("repeated connection setup ignored", "connection", c.id)
-			continue
-		}
-		if err := s.register(c, body); err != nil {
-			s.clientErrors.report(clientIP(c.addr, c.id), "setup", "connection setup refused", "connection", c.id, "error", err)
-			return false, err
-		}
-		registered = true
+		return nil
 	}
+	if ss.registered {
+		s.log.Debug("repeated connection setup ignored", "connection", c.id)
+		return nil
+	}
+	if err := s.register(c, body); err != nil {
+		s.clientErrors.report(clientIP(c.addr, c.id), "setup", "connection setup refused", "connection", c.id, "error", err)
+		return err
+	}
+	ss.registered = true
+	return nil
+}
+
+// Closed ends the session, for whatever reason its stream ended: the TCP
+// connection is closed, nothing more is written, and the client is removed.
+func (ss *session) Closed() {
+	ss.s.lis.closeConn(ss.c.addr) // unblocks a writer stuck on a client that stopped reading
+	ss.c.close()
+	if ss.registered {
+		ss.s.unregister(ss.c)
+	}
+}
+
+// mayWait says whether a request's handler may wait for a Raft commit: a
+// PersistentInstanceRequest's, or an InstanceRequest's that does not say it
+// is ephemeral (as the official clients write it). h2serve answers those
+// from a goroutine of their own and every other request inline.
+func mayWait(p *nacos.Payload) bool {
+	switch p.GetMetadata().GetType() {
+	case "PersistentInstanceRequest":
+		return true
+	case "InstanceRequest":
+		return !bytes.Contains(p.GetBody().GetValue(), []byte(`"ephemeral":true`))
+	}
+	return false
 }
 
 // UsePersistentStore makes the server take persistent instances

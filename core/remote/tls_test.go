@@ -50,7 +50,9 @@ func (c *client) servedSerial(t *testing.T) string {
 // plaintext one is not; a client without a certificate is refused when a
 // client CA is set; a reload changes the certificate for new connections
 // and leaves open ones alone.
-func TestTLS(t *testing.T) {
+func TestTLS(t *testing.T) { forEachTransport(t, testTLS) }
+
+func testTLS(t *testing.T, transport string) {
 	dir := t.TempDir()
 	ca, clientCA := tlstest.NewCA(t, "server CA"), tlstest.NewCA(t, "client CA")
 	certFile, keyFile := ca.Server(t).WriteFiles(t, dir, "server")
@@ -62,7 +64,7 @@ func TestTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _ := startLimitServer(t, func(c *Config) { c.TLS = certs.ServerConfig() })
+	s, _ := startLimitServer(t, func(c *Config) { c.Transport = transport; c.TLS = certs.ServerConfig() })
 
 	clientCert := clientCA.Client(t, "sdk").TLS(t)
 	trusted := func(withCert bool) credentials.TransportCredentials {
@@ -105,8 +107,10 @@ func TestTLS(t *testing.T) {
 
 // TestBindLoopback checks that a server bound to 127.0.0.1 listens there
 // only: it is not reachable on another address of this machine.
-func TestBindLoopback(t *testing.T) {
-	s, _ := startLimitServer(t, nil) // Addr 127.0.0.1:0
+func TestBindLoopback(t *testing.T) { forEachTransport(t, testBindLoopback) }
+
+func testBindLoopback(t *testing.T, transport string) {
+	s, _ := startLimitServer(t, func(c *Config) { c.Transport = transport }) // Addr 127.0.0.1:0
 	addr := s.Addr().(*net.TCPAddr)
 	if !addr.IP.IsLoopback() {
 		t.Fatalf("listening on %s", addr)

@@ -133,6 +133,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	})
 	rs := remote.New(remote.Config{
 		Addr:           cfg.GRPCListen(),
+		Transport:      cfg.Remote.Transport,
 		TLS:            grpcTLS,
 		Auth:           authority,
 		MaxMessageSize: cfg.Remote.MaxMessageSize,

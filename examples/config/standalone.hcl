@@ -81,6 +81,10 @@ remote {
   # concurrent unary calls. Streams over it are refused.
   max_streams_per_connection = 100
 
+  # The HTTP/2 server of the client port: "grpc" (grpc-go) or "h2" (written
+  # for the two Nacos methods; no goroutine or buffer per idle connection).
+  transport = "grpc"
+
   # TCP connections on the client gRPC port; more are closed as they are
   # accepted. 0 derives it from the open-file limit (the limit minus 256 for
   # HTTP and the cluster port, at least half the limit).

@@ -109,7 +109,26 @@ func Start(t testing.TB, opts Options) *Server {
 			t.Errorf("server did not stop cleanly: %v\n%s", err, s.Logs())
 		}
 	})
+	if want := transport(opts.Env); want != "" && !strings.Contains(s.Logs(), "transport="+want) {
+		t.Fatalf("%s=%s, and the server's log does not say it serves on that transport:\n%s", transportVar, want, s.Tail())
+	}
 	return s
+}
+
+// transportVar chooses the client port's transport; `make test` runs the
+// official SDK's suites again with it set to h2.
+const transportVar = "SEXTANT_REMOTE_TRANSPORT"
+
+// transport is the transport a server started with env is asked for, if
+// any: the test process's environment, or env, which comes after it.
+func transport(env []string) string {
+	want := os.Getenv(transportVar)
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, transportVar+"="); ok {
+			want = v
+		}
+	}
+	return want
 }
 
 // PasswordHash returns the bcrypt hash of password, as auth.users takes it,

@@ -17,6 +17,10 @@ import (
 // well under it (grpc-go's default is 32 KiB).
 const ReadBufferSize = 4 << 10
 
+// MinPingInterval is how often a client may PING its connection: the
+// official clients ping every 60 s even when idle.
+const MinPingInterval = 10 * time.Second
+
 // Transport returns the options of the client port's transport: the
 // largest message accepted (maxMessageSize bytes), the read buffer, the
 // keep-alive policy, the codec that writes Answers and, when maxStreams > 0,
@@ -27,9 +31,9 @@ func Transport(maxMessageSize, maxStreams int) []grpc.ServerOption {
 		// Thousands of mostly idle connections: a small read buffer each
 		// (write buffers go back to grpc's pool after every flush).
 		grpc.ReadBufferSize(ReadBufferSize),
-		// The official clients ping every 60 s even when idle; grpc-go's default
-		// policy would answer that with GOAWAY "too_many_pings".
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// grpc-go's default policy would answer the official clients' idle
+		// pings with GOAWAY "too_many_pings".
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: MinPingInterval, PermitWithoutStream: true}),
 		grpc.WaitForHandlers(true),
 		grpc.ForceServerCodecV2(newCodec()),
 	}
