@@ -33,6 +33,7 @@ type gauges struct {
 	connections    func() int   // set up
 	open           func() int   // TCP connections accepted and open
 	outboundBytes  func() int64 // queued and being written, all connections
+	reading        func() int   // connections holding a read buffer (h2 only)
 	maxConnections int
 }
 
@@ -106,7 +107,12 @@ func newMetrics(reg prometheus.Registerer, g gauges) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sextant_remote_outbound_queued_bytes",
 			Help: "Bytes of server requests queued or being written to client streams, all connections together.",
-		}, func() float64 { return float64(g.outboundBytes()) }))
+		}, func() float64 { return float64(g.outboundBytes()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sextant_remote_reading_connections",
+			Help: "Client connections holding a read buffer (4 KiB each): those with input within the last second. " +
+				"The h2 transport only (remote.transport); 0 on grpc, whose connections each hold one always.",
+		}, func() float64 { return float64(g.reading()) }))
 	return m
 }
 

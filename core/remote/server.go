@@ -147,6 +147,7 @@ func New(cfg Config) *Server {
 		connections:    s.connectionCount,
 		open:           s.openConnections,
 		outboundBytes:  s.outboundBytes.Load,
+		reading:        s.reading,
 		maxConnections: s.cfg.MaxConnections,
 	})
 	s.clientErrors = newClientErrors(s.log, s.metrics.clientErrorsSuppressed, s.metrics.clientErrorsEvicted)
@@ -203,6 +204,14 @@ func (s *Server) serve() error {
 		return err
 	}
 	return nil
+}
+
+// reading is how many connections hold a read buffer, on h2 (0 on grpc).
+func (s *Server) reading() int {
+	if s.h2 == nil {
+		return 0
+	}
+	return s.h2.Reading()
 }
 
 // transport names the transport the server serves on.

@@ -76,3 +76,23 @@ func TestMayWait(t *testing.T) {
 		}
 	}
 }
+
+// TestAnIdleConnectionHoldsNoReadBuffer: on h2, a connection holds a read
+// buffer while it has input, and gives it back a second after; the gauge
+// counts the ones that hold one.
+func TestAnIdleConnectionHoldsNoReadBuffer(t *testing.T) {
+	s, reg := startLimitServer(t, func(c *Config) { c.Transport = TransportH2 })
+	c := dialClient(t, s)
+	if code, err := c.call(typeServerCheck); err != nil || code != 0 {
+		t.Fatalf("ServerCheckRequest: %d, %v", code, err)
+	}
+	if got := metricValue(t, reg, "sextant_remote_reading_connections"); got != 1 {
+		t.Fatalf("sextant_remote_reading_connections = %v right after a call, want 1", got)
+	}
+	waitFor(t, "the idle connection gives its read buffer back", func() bool {
+		return metricValue(t, reg, "sextant_remote_reading_connections") == 0
+	})
+	if code, err := c.call(typeServerCheck); err != nil || code != 0 {
+		t.Fatalf("ServerCheckRequest after idling: %d, %v", code, err)
+	}
+}

@@ -16,9 +16,13 @@ var (
 	writeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, writeBufferSize); return &b }}
 )
 
+// errIdle is what inbox.await returns once it has given its buffer back.
+var errIdle = errors.New("h2serve: idle")
+
 // inbox reads a connection through a buffer it holds while the connection
-// is busy: it gives the buffer back once a read has waited idleAfter, and
-// then waits for the next byte without one.
+// is busy. Between frames (await) it waits for input with its buffer for
+// idleAfter at most; it then gives the buffer back, and the next wait
+// (awaitIdle) is without one.
 type inbox struct {
 	nc      net.Conn
 	holding *atomic.Int64 // counts the inboxes that hold a buffer
@@ -33,7 +37,7 @@ func (in *inbox) buffered() int { return in.w - in.r }
 // Read reads into p what is buffered, or else from the connection.
 func (in *inbox) Read(p []byte) (int, error) {
 	if in.r == in.w {
-		if err := in.fill(len(p)); err != nil {
+		if err := in.fill(); err != nil {
 			return 0, err
 		}
 	}
@@ -42,41 +46,69 @@ func (in *inbox) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// fill waits for input; want is how much the reader asked for.
-func (in *inbox) fill(want int) error {
-	if in.buf != nil {
-		if !in.armed {
-			_ = in.nc.SetReadDeadline(time.Now().Add(idleAfter))
-			in.armed = true
-		}
+// fill waits for input into the buffer, inside a frame: the idle deadline
+// is no reason to stop there.
+func (in *inbox) fill() error {
+	in.take()
+	for {
 		n, err := in.nc.Read(*in.buf)
 		in.r, in.w = 0, n
 		if n > 0 {
 			return nil
 		}
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
+		if !in.armed || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return err
 		}
-		_ = in.nc.SetReadDeadline(time.Time{})
-		in.armed = false
-		in.release()
+		in.disarm()
 	}
-	// Idle: the first byte, without a buffer; then what came with it.
+}
+
+// await waits for input between frames, with the buffer, until idleAfter
+// has passed since it last began waiting: then it gives the buffer back
+// and returns errIdle.
+func (in *inbox) await() error {
+	in.take()
+	if !in.armed {
+		_ = in.nc.SetReadDeadline(time.Now().Add(idleAfter))
+		in.armed = true
+	}
+	n, err := in.nc.Read(*in.buf)
+	in.r, in.w = 0, n
+	if n > 0 {
+		return nil
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	in.disarm()
+	in.release()
+	return errIdle
+}
+
+// awaitIdle waits for the first byte of input without a buffer, then
+// takes one.
+func (in *inbox) awaitIdle() error {
 	if _, err := io.ReadFull(in.nc, in.first[:]); err != nil {
 		return err
 	}
-	in.buf = readBuffers.Get().(*[]byte)
-	in.holding.Add(1)
+	in.take()
 	(*in.buf)[0] = in.first[0]
 	in.r, in.w = 0, 1
-	if want > 1 {
-		n, err := in.nc.Read((*in.buf)[1:])
-		in.w += n
-		if n == 0 {
-			return err
-		}
-	}
 	return nil
+}
+
+// take gets a buffer, if the inbox has none.
+func (in *inbox) take() {
+	if in.buf == nil {
+		in.buf = readBuffers.Get().(*[]byte)
+		in.holding.Add(1)
+	}
+}
+
+// disarm clears the idle deadline.
+func (in *inbox) disarm() {
+	_ = in.nc.SetReadDeadline(time.Time{})
+	in.armed = false
 }
 
 // release gives the read buffer back; only what is buffered is lost.

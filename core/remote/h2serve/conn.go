@@ -27,6 +27,7 @@ var errConnectionClosed = errors.New("h2serve: connection closed")
 // write, from any goroutine, is made holding mu.
 type conn struct {
 	s      *Server
+	raw    net.Conn // as accepted, under TLS if any
 	nc     net.Conn
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -69,15 +70,30 @@ type stream struct {
 	trailers    bool     // send the OK trailers once pending is out
 }
 
+// serveConn sets up a connection and serves it until it ends. The
+// connection moves to a new goroutine each time it wakes from idleness
+// (conn.run); s.closed(nc) is its last step, from whichever goroutine.
 func (s *Server) serveConn(nc net.Conn) {
+	c := s.open(nc)
+	if c == nil {
+		s.closed(nc)
+		return
+	}
+	c.run()
+}
+
+// open runs the TLS handshake, sends the server's SETTINGS and reads the
+// client's preface; nil if any of that failed (or Stop came first).
+func (s *Server) open(nc net.Conn) *conn {
 	_ = nc.SetDeadline(time.Now().Add(prefaceTimeout))
 	hc, err := s.handshake(nc)
 	if err != nil {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithCancel(peer.NewContext(context.Background(), &peer.Peer{Addr: nc.RemoteAddr(), LocalAddr: nc.LocalAddr()}))
 	c := &conn{
 		s:          s,
+		raw:        nc,
 		nc:         hc,
 		ctx:        ctx,
 		cancel:     cancel,
@@ -89,10 +105,9 @@ func (s *Server) serveConn(nc net.Conn) {
 	}
 	c.out = &outbox{nc: hc, timeout: s.o.WriteTimeout}
 	c.wake = sync.NewCond(&c.mu)
-	defer c.in.release()
-	defer c.end(errConnectionClosed)
 	if !s.started(nc, c) {
-		return
+		cancel()
+		return nil
 	}
 	c.fr = http2.NewFramer(c.out, c.in)
 	c.fr.SetReuseFrames()
@@ -110,31 +125,76 @@ func (s *Server) serveConn(nc net.Conn) {
 	}
 	failed := c.err != nil
 	c.mu.Unlock()
-	if failed {
-		return
-	}
 	preface := make([]byte, len(http2.ClientPreface))
+	if failed {
+		c.abandon()
+		return nil
+	}
 	if _, err := io.ReadFull(c.in, preface); err != nil || string(preface) != http2.ClientPreface {
-		return
+		c.abandon()
+		return nil
 	}
 	_ = nc.SetDeadline(time.Time{})
-	c.in.armed = false // the idle deadline was cleared with the preface's
-	for c.serveFrame() {
+	return c
+}
+
+// run serves frames until the connection ends, or until it has had no
+// input for idleAfter: it then gives its read buffer back and waits for
+// the next byte on a new goroutine, so that an idle connection holds
+// neither a buffer nor the stack its handlers grew, and returns.
+func (c *conn) run() {
+	for {
+		if c.in.buffered() == 0 {
+			c.mu.Lock()
+			c.flush()
+			failed := c.err != nil
+			c.mu.Unlock()
+			if failed {
+				c.finish()
+				return
+			}
+			switch err := c.in.await(); {
+			case errors.Is(err, errIdle):
+				go c.resume()
+				return
+			case err != nil:
+				c.finish()
+				return
+			}
+		}
+		if !c.serveFrame() {
+			c.finish()
+			return
+		}
 	}
 }
 
-// serveFrame flushes what is written if no input is buffered, then reads
-// one frame and acts on it; false ends the connection.
+// resume waits, on a goroutine of its own, for an idle connection's next
+// input, then serves it.
+func (c *conn) resume() {
+	if c.in.awaitIdle() != nil {
+		c.finish()
+		return
+	}
+	c.run()
+}
+
+// finish ends the connection: its streams' Receivers are told, and the
+// server forgets it.
+func (c *conn) finish() {
+	c.abandon()
+	c.s.closed(c.raw)
+}
+
+// abandon ends the connection and gives its buffers back; the server still
+// has it.
+func (c *conn) abandon() {
+	c.end(errConnectionClosed)
+	c.in.release()
+}
+
+// serveFrame reads one frame and acts on it; false ends the connection.
 func (c *conn) serveFrame() bool {
-	c.mu.Lock()
-	if c.in.buffered() == 0 {
-		c.flush()
-	}
-	failed := c.err != nil
-	c.mu.Unlock()
-	if failed {
-		return false
-	}
 	f, err := c.fr.ReadFrame()
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -145,8 +145,10 @@ type Server struct {
 	mu        sync.Mutex
 	stopped   bool
 	listeners map[net.Listener]struct{}
-	conns     map[net.Conn]*conn // nil until the connection's preface came
-	wg        sync.WaitGroup     // connections' goroutines, and blocking calls
+	conns     map[net.Conn]*conn // nil until the connection is set up
+	// wg counts the connections being served (each by one goroutine at a
+	// time) and the blocking calls.
+	wg sync.WaitGroup
 }
 
 // New returns a Server that calls h.
@@ -223,15 +225,18 @@ func (s *Server) Serve(lis net.Listener) error {
 		s.conns[nc] = nil
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			s.serveConn(nc)
-			s.mu.Lock()
-			delete(s.conns, nc)
-			s.mu.Unlock()
-			nc.Close()
-		}()
+		go s.serveConn(nc)
 	}
+}
+
+// closed forgets nc, closes it, and counts its goroutine done: the last
+// step of every connection, from whichever goroutine serves it then.
+func (s *Server) closed(nc net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, nc)
+	s.mu.Unlock()
+	nc.Close()
+	s.wg.Done()
 }
 
 // Stop closes the listeners, sends every connection a GOAWAY and closes

@@ -225,10 +225,11 @@ func FuzzConnection(f *testing.F) {
 	f.Fuzz(func(t *testing.T, input []byte) {
 		client, server := net.Pipe()
 		done := make(chan struct{})
+		srv.wg.Add(1) // as Serve counts a connection
 		go func() {
 			defer close(done)
 			srv.serveConn(server)
-			server.Close()
+			srv.wg.Wait() // the connection may have moved to another goroutine
 		}()
 		go func() { _, _ = io.Copy(io.Discard, client) }()
 		_, _ = client.Write([]byte(http2.ClientPreface))

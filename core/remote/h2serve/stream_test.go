@@ -338,7 +338,7 @@ func TestTLS(t *testing.T) {
 	cert, pool := selfSigned(t)
 	p := newPusher()
 	e := &echo{}
-	_, addr := serve(t, Handlers{Unary: e.unary, Stream: p.stream},
+	srv, addr := serve(t, Handlers{Unary: e.unary, Stream: p.stream},
 		Options{MaxMessageSize: 1 << 20, TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
 	cc := dial(t, addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "localhost"})))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -358,6 +358,17 @@ func TestTLS(t *testing.T) {
 	}
 	if got, err := client.Recv(); err != nil || string(got.GetBody().GetValue()) != "pushed over tls" {
 		t.Fatalf("a push over TLS: %v", err)
+	}
+	// Idle, the connection gives its buffer back and waits on a new
+	// goroutine; TLS survives the read deadline that takes it there.
+	for srv.Reading() != 0 {
+		if ctx.Err() != nil {
+			t.Fatal("the idle TLS connection kept its read buffer")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got, err := call(ctx, cc, "Q", []byte("after idle")); err != nil || string(got.GetBody().GetValue()) != "after idle" {
+		t.Fatalf("a call over TLS after idling: %v", err)
 	}
 
 	plain := dial(t, addr)
@@ -391,4 +402,32 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// TestAResetEndsAStream: a client that cancels its bi-stream (RST_STREAM)
+// ends it, its Receiver is told, and the connection serves on.
+func TestAResetEndsAStream(t *testing.T) {
+	p := newPusher()
+	e := &echo{}
+	_, addr := serve(t, Handlers{Unary: e.unary, Stream: p.stream}, Options{MaxMessageSize: 1 << 20})
+	cc := dial(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	streamCtx, reset := context.WithCancel(ctx)
+	client, err := nacos.NewBiRequestStreamClient(cc).RequestBiStream(streamCtx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Send(payload("ConnectionSetupRequest", nil)); err != nil {
+		t.Fatal(err)
+	}
+	server := <-p.opened
+	reset()
+	<-p.closed
+	if err := server.Send(payload("Late", nil)); !errors.Is(err, errStreamEnded) {
+		t.Fatalf("a Send after the reset: %v, want errStreamEnded", err)
+	}
+	if _, err := call(ctx, cc, "Q", []byte("after")); err != nil {
+		t.Fatalf("a call after the reset: %v", err)
+	}
 }
