@@ -28,7 +28,7 @@ type inbox struct {
 	holding *atomic.Int64 // counts the inboxes that hold a buffer
 	buf     *[]byte
 	r, w    int  // the unread bytes are (*buf)[r:w]
-	armed   bool // a read deadline idleAfter away is set
+	armed   bool // await's deadline is set: fill, inside a frame, clears it
 	first   [1]byte
 }
 
@@ -63,15 +63,12 @@ func (in *inbox) fill() error {
 	}
 }
 
-// await waits for input between frames, with the buffer, until idleAfter
-// has passed since it last began waiting: then it gives the buffer back
-// and returns errIdle.
+// await waits for input between frames, with the buffer, for idleAfter at
+// most: then it gives the buffer back and returns errIdle.
 func (in *inbox) await() error {
 	in.take()
-	if !in.armed {
-		_ = in.nc.SetReadDeadline(time.Now().Add(idleAfter))
-		in.armed = true
-	}
+	_ = in.nc.SetReadDeadline(time.Now().Add(idleAfter))
+	in.armed = true
 	n, err := in.nc.Read(*in.buf)
 	in.r, in.w = 0, n
 	if n > 0 {

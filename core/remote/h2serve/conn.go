@@ -51,6 +51,7 @@ type conn struct {
 	peerFrame   int    // the largest DATA payload the client takes
 	blocked     []*stream
 	pingStrikes int // PINGs too close together since data was last sent
+	blocking    int // blocking calls running
 }
 
 // stream is one open call.
@@ -63,7 +64,8 @@ type stream struct {
 	readUnacked int
 	recv        Receiver // of a bi-stream
 	// Under conn.mu.
-	ended       bool // the stream is over: nothing more is written to it
+	cancel      context.CancelFunc // of a blocking call's context
+	ended       bool               // the stream is over: nothing more is written to it
 	sentHeaders bool
 	sendWindow  int64
 	pending     [][]byte // parts of the answer the windows held back
@@ -105,16 +107,16 @@ func (s *Server) open(nc net.Conn) *conn {
 	}
 	c.out = &outbox{nc: hc, timeout: s.o.WriteTimeout}
 	c.wake = sync.NewCond(&c.mu)
-	if !s.started(nc, c) {
-		cancel()
-		return nil
-	}
 	c.fr = http2.NewFramer(c.out, c.in)
 	c.fr.SetReuseFrames()
+	// The largest frame HTTP/2 allows without a SETTINGS_MAX_FRAME_SIZE,
+	// which this server does not send: a larger one is a FRAME_SIZE_ERROR.
+	c.fr.SetMaxReadFrameSize(maxFrameSize)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = maxHeaderList
 	// The server's SETTINGS go first, without waiting for the client's
 	// preface, as from grpc-go: a client sees at once that it was served.
+	// The connection is Stop's to close from then on, not before.
 	settings := []http2.Setting{{ID: http2.SettingMaxHeaderListSize, Val: maxHeaderList}}
 	if s.o.MaxStreams > 0 {
 		settings = append(settings, http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: uint32(s.o.MaxStreams)})
@@ -125,11 +127,11 @@ func (s *Server) open(nc net.Conn) *conn {
 	}
 	failed := c.err != nil
 	c.mu.Unlock()
-	preface := make([]byte, len(http2.ClientPreface))
-	if failed {
+	if failed || !s.started(nc, c) {
 		c.abandon()
 		return nil
 	}
+	preface := make([]byte, len(http2.ClientPreface))
 	if _, err := io.ReadFull(c.in, preface); err != nil || string(preface) != http2.ClientPreface {
 		c.abandon()
 		return nil
@@ -264,7 +266,9 @@ func (c *conn) setting(s http2.Setting) error {
 		delta := int64(s.Val) - c.peerWindow
 		c.peerWindow = int64(s.Val)
 		for _, st := range c.streams {
-			st.sendWindow += delta
+			if st.sendWindow += delta; st.sendWindow > maxWindow {
+				return http2.ConnectionError(http2.ErrCodeFlowControl)
+			}
 		}
 	case http2.SettingMaxFrameSize:
 		c.peerFrame = int(s.Val)
@@ -319,6 +323,9 @@ func (c *conn) headers(f *http2.MetaHeadersFrame) error {
 	if f.PseudoValue("method") != "POST" || (path != UnaryPath && path != StreamPath) {
 		return c.status(st, codeUnimplemented, "unknown method "+strconv.Quote(path))
 	}
+	if f.Truncated {
+		return c.status(st, codeResourceExhausted, "the request's headers exceed "+strconv.Itoa(maxHeaderList)+" bytes")
+	}
 	for _, h := range f.RegularFields() {
 		if h.Name == "grpc-encoding" && h.Value != "identity" {
 			return c.status(st, codeUnimplemented, "compression "+strconv.Quote(h.Value)+" is not supported")
@@ -353,6 +360,9 @@ func (c *conn) data(f *http2.DataFrame) error {
 	}
 	st := c.streams[f.StreamID]
 	if st == nil {
+		if f.StreamID > c.lastStream {
+			return http2.ConnectionError(http2.ErrCodeProtocol) // a stream never opened
+		}
 		return nil // a stream this server ended (refused, or answered): its data is dropped
 	}
 	if !f.StreamEnded() {
@@ -420,17 +430,7 @@ func (c *conn) message(st *stream, raw []byte) error {
 	}
 	st.answered = true
 	if c.s.h.Blocking != nil && c.s.h.Blocking(p) {
-		c.s.wg.Add(1) // the connection's own goroutine is counted: Stop waits
-		go func() {
-			defer c.s.wg.Done()
-			a := c.s.h.Unary(c.ctx, p)
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			if !st.ended && c.err == nil && c.answer(st, a) == nil {
-				c.flush()
-			}
-		}()
-		return nil
+		return c.block(st, p)
 	}
 	c.mu.Unlock()
 	a := c.s.h.Unary(c.ctx, p)
@@ -439,6 +439,36 @@ func (c *conn) message(st *stream, raw []byte) error {
 		return nil
 	}
 	return c.answer(st, a)
+}
+
+// block answers a call that may wait from a goroutine of its own, with a
+// context that ends with the stream (a client's RST_STREAM cancels it). A
+// connection runs as many at once as it may open streams: more are
+// refused with REFUSED_STREAM, which a client may retry.
+func (c *conn) block(st *stream, p *nacos.Payload) error {
+	most := c.s.o.MaxStreams
+	if most <= 0 {
+		most = defaultMaxBlocking
+	}
+	if c.blocking >= most {
+		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeRefusedStream}
+	}
+	c.blocking++
+	var ctx context.Context
+	ctx, st.cancel = context.WithCancel(c.ctx)
+	c.s.wg.Add(1) // the connection's own goroutine is counted: Stop waits
+	go func() {
+		defer c.s.wg.Done()
+		a := c.s.h.Unary(ctx, p)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.blocking--
+		if !st.ended && c.err == nil && c.answer(st, a) == nil {
+			c.flush()
+		}
+		st.cancel()
+	}()
+	return nil
 }
 
 // answer writes a unary call's answer, as far as the windows let it.
@@ -547,8 +577,9 @@ func (c *conn) halfClosed(st *stream) error {
 // header block (trailers only) if it had none.
 func (c *conn) status(st *stream, code int, message string) error {
 	block := c.s.trailers(code, message, !st.sentHeaders)
-	c.endStream(st)
-	return c.write(c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: st.id, BlockFragment: block, EndStream: true, EndHeaders: true}))
+	err := c.write(c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: st.id, BlockFragment: block, EndStream: true, EndHeaders: true}))
+	c.endStream(st) // after the status: the Receiver may close the connection
+	return err
 }
 
 // rst resets stream id.
@@ -563,6 +594,9 @@ func (c *conn) forget(st *stream) {
 		return
 	}
 	st.ended, st.pending = true, nil
+	if st.cancel != nil {
+		st.cancel()
+	}
 	delete(c.streams, st.id)
 	c.wake.Broadcast()
 }
@@ -611,7 +645,9 @@ func (c *conn) fail(err error) {
 	}
 	c.err = err
 	c.cancel()
-	_ = c.nc.Close()
+	// The connection as accepted: closing TLS would write its close_notify
+	// under mu, to a client that may not read.
+	_ = c.raw.Close()
 	c.out.release()
 	c.wake.Broadcast()
 }

@@ -59,6 +59,9 @@ const (
 	maxWindow = 1<<31 - 1
 	// giveBack is how much of a window is read before it is given back.
 	giveBack = defaultWindow / 2
+	// maxFrameSize is the largest frame read: HTTP/2's default
+	// SETTINGS_MAX_FRAME_SIZE, which this server does not raise.
+	maxFrameSize = 16 << 10
 	// maxHeaderList bounds a request's decoded headers.
 	maxHeaderList = 16 << 10
 	// prefaceTimeout bounds the wait for a new connection's TLS handshake
@@ -69,6 +72,9 @@ const (
 	// maxPingStrikes is how many PINGs closer than Options.MinPingInterval
 	// a connection may send before it is closed, as in grpc-go.
 	maxPingStrikes = 2
+	// defaultMaxBlocking bounds a connection's blocking calls at once
+	// when Options.MaxStreams sets no bound.
+	defaultMaxBlocking = 100
 )
 
 // gRPC status codes this server answers with.

@@ -9,12 +9,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math/big"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/sextantd/sextant/core/remote/serveropts"
@@ -429,5 +432,145 @@ func TestAResetEndsAStream(t *testing.T) {
 	}
 	if _, err := call(ctx, cc, "Q", []byte("after")); err != nil {
 		t.Fatalf("a call after the reset: %v", err)
+	}
+}
+
+// TestAFrameOverTheMaximumSizeEndsTheConnection: a frame larger than
+// HTTP/2's default SETTINGS_MAX_FRAME_SIZE is a FRAME_SIZE_ERROR, not
+// read into memory: the connection ends (with a GOAWAY, unless the close
+// of a connection with unread input resets it first), and a PING after
+// the frame is never answered.
+func TestAFrameOverTheMaximumSizeEndsTheConnection(t *testing.T) {
+	e := &echo{}
+	_, addr := serve(t, Handlers{Unary: e.unary, Stream: e.stream}, Options{MaxMessageSize: 1 << 20})
+	c := rawDial(t, addr)
+	go func() {
+		_ = c.fr.WriteRawFrame(0xfe, 0, 0, make([]byte, 1<<20))
+		_ = c.fr.WritePing(false, [8]byte{9})
+	}()
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			return // closed
+		}
+		switch f := f.(type) {
+		case *http2.GoAwayFrame:
+			if f.ErrCode != http2.ErrCodeFrameSize {
+				t.Fatalf("GOAWAY %v, want FRAME_SIZE_ERROR", f.ErrCode)
+			}
+			return
+		case *http2.PingFrame:
+			if f.IsAck() {
+				t.Fatal("a 1 MiB frame was read, and the connection served on")
+			}
+		}
+	}
+}
+
+// closingReceiver refuses every message and, told that its stream ended,
+// closes the connection, as core/remote's session does.
+type closingReceiver struct{ s *Stream }
+
+func (r closingReceiver) Receive(*nacos.Payload) error { return errors.New("setup refused") }
+func (r closingReceiver) Closed()                      { _ = r.s.c.raw.Close() }
+
+// TestAStreamsStatusGoesOutBeforeItsReceiverCloses: the client gets the
+// status of a stream whose Receiver closes the connection once it ended.
+func TestAStreamsStatusGoesOutBeforeItsReceiverCloses(t *testing.T) {
+	h := Handlers{Unary: (&echo{}).unary, Stream: func(_ context.Context, s *Stream) Receiver { return closingReceiver{s: s} }}
+	_, addr := serve(t, h, Options{MaxMessageSize: 1 << 20})
+	cc := dial(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, err := nacos.NewBiRequestStreamClient(cc).RequestBiStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Send(payload("ConnectionSetupRequest", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = client.Recv(); status.Code(err) != codes.Unknown || status.Convert(err).Message() != "setup refused" {
+		t.Fatalf("%v, want Unknown \"setup refused\"", err)
+	}
+}
+
+// TestBlockingCallsAreBoundedAndCancelledByAReset: a client that resets
+// its blocking calls cancels their contexts, and cannot run more at once
+// than it may open streams.
+func TestBlockingCallsAreBoundedAndCancelledByAReset(t *testing.T) {
+	release := make(chan struct{})
+	var running, cancelled atomic.Int64
+	unary := func(ctx context.Context, p *nacos.Payload) *serveropts.Answer {
+		n := running.Add(1)
+		defer running.Add(-1)
+		if n > 2 {
+			t.Errorf("%d blocking calls at once, MaxStreams 2", n)
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+			cancelled.Add(1)
+		}
+		return &serveropts.Answer{Type: "R"}
+	}
+	e := &echo{}
+	_, addr := serve(t, Handlers{Unary: unary, Blocking: func(*nacos.Payload) bool { return true }, Stream: e.stream},
+		Options{MaxMessageSize: 1 << 20, MaxStreams: 2})
+	defer close(release)
+	c := rawDial(t, addr)
+	raw, err := proto.Marshal(payload("PersistentInstanceRequest", []byte("{}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := binary.BigEndian.AppendUint32([]byte{0}, uint32(len(raw)))
+	msg = append(msg, raw...)
+	const calls = 50
+	for i := range calls {
+		id := uint32(2*i + 1)
+		if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: headerBlock(":method", "POST", ":path", UnaryPath), EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.fr.WriteData(id, true, msg); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for cancelled.Load() < 2 || running.Load() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d blocking calls cancelled, %d still running, after %d resets", cancelled.Load(), running.Load(), calls)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestStopWhileConnectionsOpen: Stop while connections are being set up
+// neither races nor panics.
+func TestStopWhileConnectionsOpen(t *testing.T) {
+	for i := range 100 {
+		e := &echo{}
+		srv := New(Handlers{Unary: e.unary, Stream: e.stream}, Options{MaxMessageSize: 1 << 20})
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(lis) }()
+		var conns []net.Conn
+		for range 8 {
+			nc, err := net.Dial("tcp", lis.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, nc)
+		}
+		time.Sleep(time.Duration(i%40) * 5 * time.Microsecond)
+		srv.Stop()
+		<-served
+		for _, nc := range conns {
+			nc.Close()
+		}
 	}
 }
