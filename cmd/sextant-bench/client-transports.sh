@@ -39,10 +39,10 @@ line() { # kind who json
     . as $r | ($r.series[] | select(.name == $r.primary)) as $s |
     "round \($round) \($kind) \($who) ok=\($s.ok) rate=\($s.rate_per_s|floor) server_us=\((($r.process.after.cpu_s - $r.process.measure_start.cpu_s) / $s.ok * 1e6 * 10 | floor) / 10) gen_us=\((($r.generator.after.cpu_s - $r.generator.measure_start.cpu_s) / $s.ok * 1e6 * 10 | floor) / 10)"'
 }
-push() { # who json: the primary series of the push scenario
+push() { # who json: the primary series of the push scenario, and CPU per push delivered
   echo "$2" | jq -r --arg who $1 --arg round $round '
     . as $r | ($r.series[] | select(.name == $r.primary)) as $s |
-    "round \($round) push \($who) \($s.name) p50=\($s.latency_ms.p50)ms p99=\($s.latency_ms.p99)ms max=\($s.latency_ms.max)ms"'
+    "round \($round) push \($who) \($s.name) p50=\($s.latency_ms.p50)ms p99=\($s.latency_ms.p99)ms max=\($s.latency_ms.max)ms server_us=\((($r.process.after.cpu_s - $r.process.measure_start.cpu_s) / $s.ok * 1e6 * 10 | floor) / 10) gen_us=\((($r.generator.after.cpu_s - $r.generator.measure_start.cpu_s) / $s.ok * 1e6 * 10 | floor) / 10)"'
 }
 for round in $(seq $R); do
   for who in ${TRANSPORTS:-grpc h2}; do
