@@ -48,7 +48,7 @@ const (
 // Sizes of a connection's buffers and windows, and its time limits.
 const (
 	readBufferSize  = 4 << 10
-	writeBufferSize = 4 << 10
+	writeBufferSize = 16 << 10
 	// idleAfter is how long a connection waits for input with its read
 	// buffer before it gives the buffer back and waits without one.
 	idleAfter = time.Second
