@@ -162,11 +162,18 @@ func (o *outbox) send() error {
 }
 
 // write writes p to the connection within the timeout.
+// The deadline is cleared after: TLS may write on its own, from a read
+// (an answer to a KeyUpdate), and must not meet a deadline long past.
 func (o *outbox) write(p []byte) (int, error) {
-	if o.timeout > 0 {
-		_ = o.nc.SetWriteDeadline(time.Now().Add(o.timeout))
+	if o.timeout <= 0 {
+		return o.nc.Write(p)
 	}
-	return o.nc.Write(p)
+	_ = o.nc.SetWriteDeadline(time.Now().Add(o.timeout))
+	n, err := o.nc.Write(p)
+	if err == nil {
+		_ = o.nc.SetWriteDeadline(time.Time{})
+	}
+	return n, err
 }
 
 func (o *outbox) release() {

@@ -251,6 +251,7 @@ func (c *conn) handle(f http2.Frame) error {
 	case *http2.RSTStreamFrame:
 		c.endStream(c.streams[f.StreamID])
 	case *http2.GoAwayFrame:
+		c.flush() // what is answered already still goes out
 		return io.EOF
 	}
 	return nil // PRIORITY and unknown frames

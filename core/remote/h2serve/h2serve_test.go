@@ -202,6 +202,11 @@ func TestWhatIsNotANacosCallIsRefusedWithAStatus(t *testing.T) {
 	if _, err := call(ctx, cc, "Big", make([]byte, 2000)); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "limit of 1000") {
 		t.Fatalf("over the limit: %v, want ResourceExhausted naming the limit", err)
 	}
+	long := "/" + strings.Repeat("x", 10_000)
+	err = cc.Invoke(ctx, long, &nacos.Payload{}, new(nacos.Payload))
+	if st := status.Convert(err); st.Code() != codes.Unimplemented || len(st.Message()) > 2000 {
+		t.Fatalf("a method with a 10 KB name: %v (%d bytes of message), want Unimplemented, shortened", st.Code(), len(st.Message()))
+	}
 	if _, err := call(ctx, cc, "Q", []byte("still")); err != nil {
 		t.Fatalf("after the refusals: %v", err)
 	}

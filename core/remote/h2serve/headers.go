@@ -34,10 +34,17 @@ func (s *Server) trailers(code int, message string, only bool) []byte {
 	}
 	pairs = append(pairs, "grpc-status", strconv.Itoa(code))
 	if message != "" {
+		if len(message) > maxStatusMessage {
+			message = message[:maxStatusMessage] + "..."
+		}
 		pairs = append(pairs, "grpc-message", percentEncode(message))
 	}
 	return headerBlock(pairs...)
 }
+
+// maxStatusMessage bounds a grpc-message before it is encoded (which may
+// triple it): a status must fit in one frame of the client's.
+const maxStatusMessage = 1 << 10
 
 // percentEncode encodes a grpc-message as gRPC's HTTP/2 mapping asks.
 func percentEncode(s string) string {
