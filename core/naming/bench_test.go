@@ -45,6 +45,35 @@ func BenchmarkRegister(b *testing.B) {
 	})
 }
 
+// BenchmarkRegisterNewServices measures registrations that each add a
+// service to their client, as sextant-bench register does: a client has up
+// to 600 services, then the next client begins.
+func BenchmarkRegisterNewServices(b *testing.B) {
+	r := newBenchRegistry(b)
+	ctx := context.Background()
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var id string
+		i := 0
+		for pb.Next() {
+			if i%600 == 0 {
+				id = "client-" + strconv.FormatInt(next.Add(1), 10)
+				if err := r.Connect(id, nil); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+			svc := Service{Namespace: "public", Group: "DEFAULT_GROUP", Name: "svc-" + strconv.Itoa(i%600)}
+			if err := r.Register(ctx, id, svc, inst("10.0.0.1", i%65536)); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+}
+
 // BenchmarkViewEncode measures encoding a service's view after every change.
 func BenchmarkViewEncode(b *testing.B) {
 	for _, n := range []int{1, 100, 1000} {
