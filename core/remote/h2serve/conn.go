@@ -13,7 +13,6 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/sextantd/sextant/core/remote/serveropts"
 	"github.com/sextantd/sextant/proto/nacos"
@@ -414,7 +413,7 @@ func (c *conn) data(f *http2.DataFrame) error {
 // without mu.
 func (c *conn) message(st *stream, raw []byte) error {
 	p := new(nacos.Payload)
-	if err := proto.Unmarshal(raw, p); err != nil {
+	if err := serveropts.DecodePayload(raw, p); err != nil {
 		return c.status(st, codeInternal, "the message is not a Payload: "+err.Error())
 	}
 	if !st.unary {

@@ -47,7 +47,17 @@ func newCodec() codec { return codec{proto: encoding.GetCodecV2(proto.Name)} }
 
 func (c codec) Name() string { return c.proto.Name() }
 
-func (c codec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unmarshal(data, v) }
+// Unmarshal reads a Payload with DecodePayload, anything else with the
+// protobuf codec.
+func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	p, ok := v.(*nacos.Payload)
+	if !ok {
+		return c.proto.Unmarshal(data, v)
+	}
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	return DecodePayload(buf.ReadOnlyData(), p)
+}
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	if a, ok := v.(*Answer); ok {

@@ -1,9 +1,10 @@
 // Package serveropts holds the gRPC transport of Sextant's client port —
 // its server options, the codec that writes answers without copying them
-// (Answer) and the registration of the unary method's handler — apart from
-// the server that uses them, so that a server with no logic of its own
-// (sextant-bench serve-ceiling, the measure of what the gRPC stack alone
-// costs) runs on exactly the same transport.
+// (Answer) and reads requests without protobuf's reflection
+// (DecodePayload, which h2serve uses too), and the registration of the
+// unary method's handler — apart from the server that uses them, so that a
+// server with no logic of its own (sextant-bench serve-ceiling, the measure
+// of what the gRPC stack alone costs) runs on exactly the same transport.
 package serveropts
 
 import (
