@@ -343,8 +343,11 @@ func (c *conn) forget(requestID string) {
 // request (nil if none was pending).
 func (c *conn) answer(body []byte) (*pendingRequest, error) {
 	var a clientAnswer
-	if err := json.Unmarshal(body, &a); err != nil {
-		return nil, fmt.Errorf("answer could not be parsed: %w", err)
+	if !a.decodeFast(body) {
+		a = clientAnswer{}
+		if err := json.Unmarshal(body, &a); err != nil {
+			return nil, fmt.Errorf("answer could not be parsed: %w", err)
+		}
 	}
 	c.mu.Lock()
 	pr := c.pending[a.RequestID]

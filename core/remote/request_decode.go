@@ -430,6 +430,7 @@ var (
 	queryKeys     = append(namingKeys[:4:4], "cluster", "healthyOnly")
 	subscribeKeys = append(namingKeys[:4:4], "subscribe", "clusters")
 	healthKeys    = namingKeys[:1]
+	answerKeys    = []string{"requestId", "resultCode", "errorCode", "message"}
 	wireInstKeys  = []string{"instanceId", "ip", "port", "weight", "healthy", "enabled", "ephemeral", "clusterName", "metadata"}
 )
 
@@ -493,6 +494,23 @@ func (r *subscribeServiceRequest) decodeFast(body []byte) bool {
 			return s.str(&r.Clusters)
 		}
 		return s.namingField(&r.namingRequest, i)
+	}) && s.end()
+}
+
+// decodeFast decodes a client's answer to a server request (a push's
+// acknowledgement, most often), as the fast path decodes requests.
+func (a *clientAnswer) decodeFast(body []byte) bool {
+	s := jsonScanner{b: body}
+	return s.object(answerKeys, func(i int) bool {
+		switch i {
+		case 0:
+			return s.str(&a.RequestID)
+		case 1:
+			return s.integer(&a.ResultCode)
+		case 2:
+			return s.integer(&a.ErrorCode)
+		}
+		return s.str(&a.Message)
 	}) && s.end()
 }
 

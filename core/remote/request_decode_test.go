@@ -12,6 +12,7 @@ var fastRequests = []func() fastDecoder{
 	func() fastDecoder { return new(serviceQueryRequest) },
 	func() fastDecoder { return new(subscribeServiceRequest) },
 	func() fastDecoder { return new(healthCheckRequest) },
+	func() fastDecoder { return new(clientAnswer) },
 }
 
 // checkFastDecode fails t when the fast path takes body and decodes it other
@@ -106,12 +107,43 @@ func FuzzFastDecode(f *testing.F) {
 		`{"requestId":"1","subscribe":true,"clusters":"a,b","healthyOnly":true,"cluster":"c"}`,
 		`{"instance":{"ip":"a","port":-0,"weight":1.5e2,"metadata":{"a":"b","a":"c"}}}`,
 		`{"SERVICENAME":"s","x":[{"y":"\u00e9\\"}],"requestId":null}`,
+		`{"resultCode":200,"errorCode":0,"success":true,"requestId":"17","message":"ok"}`,
 	} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		for _, newReq := range fastRequests {
 			checkFastDecode(t, newReq, []byte(body))
+		}
+	})
+}
+
+// An acknowledgement as the Nacos clients write it takes the fast path.
+func TestAnAcknowledgementTakesTheFastPath(t *testing.T) {
+	ack := []byte(`{"resultCode":200,"errorCode":0,"success":true,"requestId":"17"}`)
+	if !checkFastDecode(t, func() fastDecoder { return new(clientAnswer) }, ack) {
+		t.Fatalf("the fast path left %s to encoding/json", ack)
+	}
+}
+
+func BenchmarkDecodeAnswer(b *testing.B) {
+	ack := []byte(`{"resultCode":200,"errorCode":0,"success":true,"requestId":"17"}`)
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var a clientAnswer
+			if !a.decodeFast(ack) {
+				b.Fatal("not taken")
+			}
+		}
+	})
+	b.Run("encoding/json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var a clientAnswer
+			if err := json.Unmarshal(ack, &a); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }
