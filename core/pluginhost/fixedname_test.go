@@ -7,8 +7,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// TestFixedNameLevels: go-plugin's line about an exit, and the complaints of
-// a connection's teardown while the plugin is stopped, are no errors; other
+// TestFixedNameLevels: go-plugin's line about an exit, yamux's complaint of a
+// peer gone, and the complaints of a connection's teardown while the plugin
+// is stopped, are no errors; other
 // errors stay errors, from hclog and from a standard library logger alike.
 func TestFixedNameLevels(t *testing.T) {
 	var out strings.Builder
@@ -16,6 +17,8 @@ func TestFixedNameLevels(t *testing.T) {
 	f := fixedName{Logger: hclog.New(&hclog.LoggerOptions{Name: "p", Output: &out, Level: hclog.Trace}),
 		stopping: func() bool { return stopping }}
 	const teardown = "yamux: Failed to write body: write unix @: use of closed network connection"
+	// A plugin's process killed while the host writes to it.
+	const peerGone = "yamux: Failed to write header: write unix @->/tmp/plugin: write: broken pipe"
 	for _, tc := range []struct {
 		log      func()
 		stopping bool
@@ -29,6 +32,9 @@ func TestFixedNameLevels(t *testing.T) {
 		{func() { f.StandardLogger(nil).Print("[ERR] " + teardown) }, false, "[ERROR] p: " + teardown},
 		{func() { f.StandardLogger(nil).Print("[ERR] " + teardown) }, true, "[DEBUG] p: " + teardown},
 		{func() { f.StandardLogger(nil).Print("[WARN] yamux: keepalive failed") }, false, "[WARN]  p: yamux: keepalive failed"},
+		{func() { f.Error(peerGone) }, false, "[DEBUG] p: " + peerGone},
+		{func() { f.StandardLogger(nil).Print("[ERR] " + peerGone) }, false, "[DEBUG] p: " + peerGone},
+		{func() { f.Error("write: broken pipe") }, false, "[ERROR] p: write: broken pipe"},
 		{func() { f.StandardLogger(nil).Print("no prefix") }, false, "[INFO]  p: no prefix"},
 	} {
 		out.Reset()

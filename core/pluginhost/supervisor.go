@@ -412,9 +412,11 @@ func (s *supervisor[T]) beingStopped() bool {
 // on the plugin's own "@module" field, which would replace the name in JSON
 // output; both are dropped. It also lowers what is no error to debug:
 // go-plugin's line about a process that ended (the supervisor says how it
-// ended, at the level that fits), and, while the plugin is being stopped,
-// the complaints of the connection's teardown that go-plugin's multiplexer
-// (yamux) logs in both processes.
+// ended, at the level that fits), the multiplexer's (yamux's) complaint of
+// a peer gone (a broken pipe or a reset: the plugin's process died, and the
+// supervisor says so), and, while the plugin is being stopped, the other
+// complaints of the connection's teardown that yamux logs in both
+// processes.
 type fixedName struct {
 	hclog.Logger
 	stopping func() bool
@@ -438,10 +440,16 @@ func (f fixedName) level(level hclog.Level, msg string) hclog.Level {
 	case level < hclog.Warn:
 		return level
 	case level == hclog.Error && msg == goPluginExited,
+		strings.HasPrefix(msg, "yamux: ") && peerGone(msg),
 		(strings.HasPrefix(msg, "yamux: ") || strings.Contains(msg, "use of closed network connection")) && f.stopping():
 		return hclog.Debug
 	}
 	return level
+}
+
+// peerGone reports whether a yamux error says the other process is gone.
+func peerGone(msg string) bool {
+	return strings.Contains(msg, "broken pipe") || strings.Contains(msg, "connection reset by peer")
 }
 
 // StandardLogger and StandardWriter take the lines of a standard library
