@@ -3,16 +3,10 @@ package h2serve
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -30,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/sextantd/sextant/core/remote/serveropts"
+	"github.com/sextantd/sextant/core/tlsconfig/tlstest"
 	"github.com/sextantd/sextant/proto/nacos"
 )
 
@@ -338,12 +333,12 @@ func TestTooManyPingsAreRefused(t *testing.T) {
 // TestTLS: a gRPC client over TLS negotiates h2 and is answered, on the
 // bi-stream too; a plaintext client is not.
 func TestTLS(t *testing.T) {
-	cert, pool := selfSigned(t)
+	ca := tlstest.NewCA(t, "h2serve")
 	p := newPusher()
 	e := &echo{}
 	srv, addr := serve(t, Handlers{Unary: e.unary, Stream: p.stream},
-		Options{MaxMessageSize: 1 << 20, TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
-	cc := dial(t, addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "localhost"})))
+		Options{MaxMessageSize: 1 << 20, TLS: &tls.Config{Certificates: []tls.Certificate{ca.Server(t).TLS(t)}, MinVersion: tls.VersionTLS12}})
+	cc := dial(t, addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if got, err := call(ctx, cc, "Q", []byte("over tls")); err != nil || string(got.GetBody().GetValue()) != "over tls" {
@@ -380,31 +375,6 @@ func TestTLS(t *testing.T) {
 	if _, err := call(short, plain, "Q", []byte("plaintext")); status.Code(err) != codes.Unavailable && status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("a plaintext call to a TLS server: %v, want it to fail", err)
 	}
-}
-
-// selfSigned returns a certificate for localhost and a pool trusting it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
 
 // TestAResetEndsAStream: a client that cancels its bi-stream (RST_STREAM)
