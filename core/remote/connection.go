@@ -12,10 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/sextantd/sextant/core/naming"
+	"github.com/sextantd/sextant/core/remote/serveropts"
 	"github.com/sextantd/sextant/proto/nacos"
 )
 
@@ -97,9 +97,10 @@ var (
 
 // conn is one client connection with its bi-directional stream set up.
 //
-// Server requests queue on the connection and are written by a goroutine
-// that exists only while there is something to write, so that thousands of
-// idle connections cost no goroutine of their own.
+// Server requests queue on the connection and are written by a writer
+// that runs only while there is something to write, on a goroutine of the
+// server's pool (writers.go), so that thousands of idle connections cost no
+// goroutine of their own.
 //
 // The queue is bounded three ways. A request queued with a coalescing key
 // (a push of one service and cluster filter) replaces an unsent request with
@@ -122,7 +123,7 @@ type conn struct {
 	// write sends on the stream; one call at a time. A failed write means the
 	// connection is broken: brokenWrite is called (once, with the cause) and
 	// the queue dropped. A limit that closes the connection calls it too.
-	write       func(*nacos.Payload) error
+	write       func(serveropts.Message) error
 	brokenWrite func(error)
 
 	// Limits, set before the first send; zero means none.
@@ -136,19 +137,20 @@ type conn struct {
 	probing    atomic.Bool  // a ClientDetectionRequest is outstanding
 	failed     atomic.Bool  // brokenWrite has been called
 
-	mu      sync.Mutex
-	closed  bool
-	cause   error                      // why the connection closed, if it did on its own
-	pending map[string]*pendingRequest // by requestId; made on first use
-	queue   []*outbound                // waiting to be written
-	queued  int                        // bytes in queue
-	writing bool                       // a writer goroutine runs
-	writers sync.WaitGroup
+	mu       sync.Mutex
+	closed   bool
+	cause    error                      // why the connection closed, if it did on its own
+	pending  map[string]*pendingRequest // by requestId; made on first use
+	queue    []*outbound                // waiting to be written
+	queued   int                        // bytes in queue
+	writing  bool                       // a writer goroutine runs
+	writers  *writerPool                // runs the writer; set before the first send
+	draining sync.WaitGroup             // the writer, while it runs
 }
 
 // outbound is one request waiting to be written.
 type outbound struct {
-	p         *nacos.Payload
+	m         serveropts.Message
 	key       string // coalescing key; "" never coalesces
 	requestID string
 	size      int
@@ -162,7 +164,7 @@ type pendingRequest struct {
 	result  chan error // buffered; receives exactly once
 }
 
-func newConn(id, addr string, now time.Time, write func(*nacos.Payload) error, brokenWrite func(error)) *conn {
+func newConn(id, addr string, now time.Time, write func(serveropts.Message) error, brokenWrite func(error)) *conn {
 	c := &conn{id: id, addr: addr, write: write, brokenWrite: brokenWrite, since: now}
 	c.touch(now)
 	return c
@@ -172,17 +174,12 @@ func (c *conn) touch(now time.Time) { c.lastActive.Store(now.UnixNano()) }
 
 func (c *conn) idleSince() time.Time { return time.Unix(0, c.lastActive.Load()) }
 
-// send queues p, a request with the given id, and returns where its answer will
-// arrive. It never blocks.
-func (c *conn) send(typ, requestID string, p *nacos.Payload, now time.Time) (*pendingRequest, error) {
-	return c.sendKeyed(typ, "", requestID, p, now)
-}
-
-// sendKeyed is send with a coalescing key: p replaces a queued, unsent
-// request with the same key ("" replaces nothing). A send over the byte
+// sendKeyed queues m, a request with the given id, and returns where its
+// answer will arrive. It never blocks. m replaces a queued, unsent request
+// with the same coalescing key ("" replaces nothing). A send over the byte
 // budget closes the connection and returns errOutboundBudget.
-func (c *conn) sendKeyed(typ, key, requestID string, p *nacos.Payload, now time.Time) (*pendingRequest, error) {
-	size := proto.Size(p)
+func (c *conn) sendKeyed(typ, key, requestID string, m serveropts.Message, now time.Time) (*pendingRequest, error) {
+	size := len(m)
 	c.mu.Lock()
 	if c.closed {
 		err := c.closedErr()
@@ -220,12 +217,12 @@ func (c *conn) sendKeyed(typ, key, requestID string, p *nacos.Payload, now time.
 		c.pending = make(map[string]*pendingRequest)
 	}
 	c.pending[requestID] = pr
-	c.queue = append(c.queue, &outbound{p: p, key: key, requestID: requestID, size: size})
+	c.queue = append(c.queue, &outbound{m: m, key: key, requestID: requestID, size: size})
 	c.addQueued(size)
 	if !c.writing {
 		c.writing = true
-		c.writers.Add(1)
-		go c.drain()
+		c.draining.Add(1)
+		c.writers.start(c)
 	}
 	c.mu.Unlock()
 	if superseded != nil {
@@ -248,7 +245,7 @@ func (c *conn) addOutbound(n int) {
 
 // drain writes the queue in order until it is empty.
 func (c *conn) drain() {
-	defer c.writers.Done()
+	defer c.draining.Done()
 	for {
 		c.mu.Lock()
 		if c.closed || len(c.queue) == 0 {
@@ -263,7 +260,7 @@ func (c *conn) drain() {
 		}
 		c.queued -= o.size // still counted in outbound until written
 		c.mu.Unlock()
-		err := c.timedWrite(o.p)
+		err := c.timedWrite(o.m)
 		c.addOutbound(-o.size)
 		if err != nil {
 			c.abort(err)
@@ -272,14 +269,14 @@ func (c *conn) drain() {
 	}
 }
 
-// timedWrite writes p, closing the connection if that takes longer than
+// timedWrite writes m, closing the connection if that takes longer than
 // writeTimeout: a stream Send blocks while the client does not read.
-func (c *conn) timedWrite(p *nacos.Payload) error {
+func (c *conn) timedWrite(m serveropts.Message) error {
 	if c.writeTimeout <= 0 {
-		return c.write(p)
+		return c.write(m)
 	}
 	timer := time.AfterFunc(c.writeTimeout, func() { c.abort(errWriteTimeout) })
-	err := c.write(p)
+	err := c.write(m)
 	if !timer.Stop() && err == nil {
 		err = errWriteTimeout
 	}
@@ -373,19 +370,19 @@ func (c *conn) close() {
 	err := c.closedErr()
 	c.mu.Unlock()
 	fail(pending, err)
-	c.writers.Wait()
+	c.draining.Wait()
 }
 
-// serverRequest builds the payload of a server-to-client request.
-func serverRequest(typ string, body []byte, requestID string) (*nacos.Payload, error) {
+// serverRequest encodes a server-to-client request.
+func serverRequest(typ string, body []byte, requestID string) (serveropts.Message, error) {
 	b, err := withRequestID(body, requestID)
 	if err != nil {
 		return nil, err
 	}
-	return &nacos.Payload{
+	return serveropts.EncodeMessage(&nacos.Payload{
 		Metadata: &nacos.Metadata{Type: typ},
 		Body:     &anypb.Any{Value: b},
-	}, nil
+	})
 }
 
 // enqueue queues one request for every non-nil connection and records the
@@ -397,7 +394,7 @@ func (s *Server) enqueue(typ, key string, body []byte, conns []*conn, errs []err
 	defer s.sendMu.Unlock()
 	s.lastRequestID++
 	requestID := strconv.FormatUint(s.lastRequestID, 10)
-	p, err := serverRequest(typ, body, requestID)
+	m, err := serverRequest(typ, body, requestID)
 	if err != nil {
 		return nil, "", err
 	}
@@ -407,7 +404,7 @@ func (s *Server) enqueue(typ, key string, body []byte, conns []*conn, errs []err
 		if c == nil {
 			continue
 		}
-		if waits[i], err = c.sendKeyed(typ, key, requestID, p, now); err != nil {
+		if waits[i], err = c.sendKeyed(typ, key, requestID, m, now); err != nil {
 			errs[i] = fmt.Errorf("connection %s: %w", c.id, err)
 		}
 	}

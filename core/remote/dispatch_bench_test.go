@@ -14,6 +14,7 @@ import (
 
 	"github.com/sextantd/sextant/core/naming"
 	"github.com/sextantd/sextant/core/notify"
+	"github.com/sextantd/sextant/core/remote/serveropts"
 	"github.com/sextantd/sextant/proto/nacos"
 )
 
@@ -35,7 +36,7 @@ func newBenchServer(b *testing.B) (*Server, context.Context) {
 	s.SetReady(true)
 	for p := range 11 {
 		id := "c" + strconv.Itoa(p+1)
-		c := newConn(id, "127.0.0.1:"+strconv.Itoa(40000+p), time.Now(), func(*nacos.Payload) error { return nil }, func(error) {})
+		c := newConn(id, "127.0.0.1:"+strconv.Itoa(40000+p), time.Now(), func(serveropts.Message) error { return nil }, func(error) {})
 		if err := s.register(c, []byte(`{"clientVersion":"Nacos-Go-Client:v2.3.2","labels":{"source":"sdk","module":"naming"}}`)); err != nil {
 			b.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sextantd/sextant/core/naming"
 	"github.com/sextantd/sextant/core/notify"
+	"github.com/sextantd/sextant/core/remote/serveropts"
 	"github.com/sextantd/sextant/proto/nacos"
 )
 
@@ -214,7 +215,7 @@ func FuzzDispatch(f *testing.F) {
 		s := New(Config{MaxMessageSize: 1 << 20, Registry: registry, Metrics: prometheus.NewRegistry(),
 			Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Error})})
 		s.SetReady(true)
-		c := newConn("c1", "", time.Now(), func(*nacos.Payload) error { return nil }, func(error) {})
+		c := newConn("c1", "", time.Now(), func(serveropts.Message) error { return nil }, func(error) {})
 		if err := s.register(c, []byte(`{"clientVersion":"test"}`)); err != nil {
 			t.Fatal(err)
 		}
@@ -231,7 +232,7 @@ func FuzzDispatch(f *testing.F) {
 		// The stream's setup.
 		if typ == typeConnectionSetup {
 			before := fuzzStateOf(registry)
-			c2 := newConn("c2", "", time.Now(), func(*nacos.Payload) error { return nil }, func(error) {})
+			c2 := newConn("c2", "", time.Now(), func(serveropts.Message) error { return nil }, func(error) {})
 			defer c2.close()
 			if err := s.register(c2, body); err != nil {
 				if after := fuzzStateOf(registry); !reflect.DeepEqual(before, after) || s.conn("c2") != nil {

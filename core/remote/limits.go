@@ -6,7 +6,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/sextantd/sextant/proto/nacos"
+	"github.com/sextantd/sextant/core/remote/serveropts"
 )
 
 // typeNotifySubscriber is the Nacos class name of a push.
@@ -86,9 +86,10 @@ func httpConnectionsFor(nofile uint64, maxConnections int) int {
 
 // newStreamConn returns the connection of a client's stream with the
 // server's limits; broken closes it (see conn.brokenWrite).
-func (s *Server) newStreamConn(id, addr string, write func(*nacos.Payload) error, broken func(error)) *conn {
+func (s *Server) newStreamConn(id, addr string, write func(serveropts.Message) error, broken func(error)) *conn {
 	c := newConn(id, addr, time.Now(), write, broken)
 	c.budget, c.writeTimeout, c.outbound = s.cfg.MaxOutboundBytes, s.cfg.WriteTimeout, &s.outboundBytes
+	c.writers = s.writers.Load()
 	return c
 }
 

@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sextantd/sextant/core/naming"
-	"github.com/sextantd/sextant/proto/nacos"
+	"github.com/sextantd/sextant/core/remote/serveropts"
 )
 
 func TestCheckLabels(t *testing.T) {
@@ -68,7 +68,7 @@ func TestSetupDropsBadLabels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newConn("c1", "", time.Now(), func(*nacos.Payload) error { return nil }, func(error) {})
+	c := newConn("c1", "", time.Now(), func(serveropts.Message) error { return nil }, func(error) {})
 	t.Cleanup(c.close)
 	if err := s.register(c, body); err != nil {
 		t.Fatalf("setup with bad labels was refused: %v", err)
@@ -94,7 +94,7 @@ func TestSetupDropsBadLabels(t *testing.T) {
 	}
 
 	// Good labels are kept as they are, and not counted.
-	c2 := newConn("c2", "", time.Now(), func(*nacos.Payload) error { return nil }, func(error) {})
+	c2 := newConn("c2", "", time.Now(), func(serveropts.Message) error { return nil }, func(error) {})
 	t.Cleanup(c2.close)
 	if err := s.register(c2, []byte(`{"labels":{"source":"sdk"}}`)); err != nil {
 		t.Fatal(err)
@@ -134,7 +134,7 @@ func TestSetupCreatesTheClientBeforeTheConnectionIsFound(t *testing.T) {
 			}
 		}}
 	})
-	c := newConn("c1", "", time.Now(), func(*nacos.Payload) error { return nil }, func(error) {})
+	c := newConn("c1", "", time.Now(), func(serveropts.Message) error { return nil }, func(error) {})
 	t.Cleanup(c.close)
 	if err := s.register(c, []byte(`{"clientVersion":"test","labels":{"":"an empty key is dropped, and warned about"}}`)); err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"github.com/sextantd/sextant/core/internal/metrictest"
 	"github.com/sextantd/sextant/core/naming"
 	"github.com/sextantd/sextant/core/notify"
-	"github.com/sextantd/sextant/proto/nacos"
+	"github.com/sextantd/sextant/core/remote/serveropts"
 )
 
 // newLoggingServer is newTestServer logging to the returned buffer.
@@ -37,7 +37,7 @@ func newLoggingServer(t *testing.T) (*Server, *lockedBuffer) {
 func TestConnectionsAreLogged(t *testing.T) {
 	s, logs := newLoggingServer(t)
 	const id = "1700000000000_10.0.0.7_50000"
-	c := newConn(id, "10.0.0.7:50000", time.Now().Add(-90*time.Second), func(*nacos.Payload) error { return nil }, func(error) {})
+	c := newConn(id, "10.0.0.7:50000", time.Now().Add(-90*time.Second), func(serveropts.Message) error { return nil }, func(error) {})
 	setup := `{"clientVersion":"Nacos-Go-Client:v2.3.2","labels":{"AppName":"orders","module":"naming"}}`
 	if err := s.register(c, []byte(setup)); err != nil {
 		t.Fatal(err)
@@ -67,7 +67,7 @@ func TestConnectionsAreLogged(t *testing.T) {
 	}
 
 	// Without an application label.
-	other := newConn("c2", "", time.Now(), func(*nacos.Payload) error { return nil }, func(error) {})
+	other := newConn("c2", "", time.Now(), func(serveropts.Message) error { return nil }, func(error) {})
 	if err := s.register(other, []byte(`{"clientVersion":"test"}`)); err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,7 @@ type gauges struct {
 	open           func() int   // TCP connections accepted and open
 	outboundBytes  func() int64 // queued and being written, all connections
 	reading        func() int   // connections holding a read buffer (h2 only)
+	idleWriters    func() int64 // writer goroutines waiting for a connection
 	maxConnections int
 }
 
@@ -112,7 +113,11 @@ func newMetrics(reg prometheus.Registerer, g gauges) *metrics {
 			Name: "sextant_remote_reading_connections",
 			Help: "Client connections holding a read buffer (4 KiB each): those with input within the last second. " +
 				"The h2 transport only (remote.transport); 0 on grpc, whose connections each hold one always.",
-		}, func() float64 { return float64(g.reading()) }))
+		}, func() float64 { return float64(g.reading()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sextant_remote_idle_writers",
+			Help: "Goroutines that wrote server requests to client streams, kept for the next (at most 1,024, each for 1 s).",
+		}, func() float64 { return float64(g.idleWriters()) }))
 	return m
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sextantd/sextant/core/naming"
 	"github.com/sextantd/sextant/core/notify"
+	"github.com/sextantd/sextant/core/remote/serveropts"
 	"github.com/sextantd/sextant/proto/nacos"
 )
 
@@ -105,8 +106,8 @@ func newStuckWriter() *stuckWriter {
 	}
 }
 
-func (w *stuckWriter) write(p *nacos.Payload) error {
-	w.started <- p
+func (w *stuckWriter) write(m serveropts.Message) error {
+	w.started <- decoded(m)
 	select {
 	case <-w.released:
 		return nil
@@ -290,7 +291,7 @@ func TestNewerPushReplacesUnsentOne(t *testing.T) {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			for _, o := range c.queue {
-				if strings.Contains(string(o.p.GetBody().GetValue()), `"lastRefTime":`+name) {
+				if strings.Contains(string(o.m), `"lastRefTime":`+name) {
 					return true
 				}
 			}
@@ -378,7 +379,7 @@ func TestWriteTimeout(t *testing.T) {
 	const timeout = 50 * time.Millisecond
 	s, reg := newLimitServer(t, func(c *Config) { c.WriteTimeout = timeout })
 
-	fast := s.newStreamConn("fast", "", func(*nacos.Payload) error { return nil }, func(err error) {
+	fast := s.newStreamConn("fast", "", func(serveropts.Message) error { return nil }, func(err error) {
 		t.Errorf("a connection whose writes complete was closed: %v", err)
 	})
 	for i := range 20 {

@@ -65,8 +65,8 @@ func newTestServer(t *testing.T) *Server {
 func addConn(t *testing.T, s *Server, id string) (*conn, chan *nacos.Payload) {
 	t.Helper()
 	written := make(chan *nacos.Payload, outboundQueue)
-	c := newConn(id, "", time.Now(), func(p *nacos.Payload) error {
-		written <- p
+	c := newConn(id, "", time.Now(), func(m serveropts.Message) error {
+		written <- decoded(m)
 		return nil
 	}, func(error) {})
 	if err := s.register(c, []byte(`{"clientVersion":"test"}`)); err != nil {
@@ -74,6 +74,24 @@ func addConn(t *testing.T, s *Server, id string) (*conn, chan *nacos.Payload) {
 	}
 	t.Cleanup(c.close)
 	return c, written
+}
+
+// decoded is the Payload m carries, as a client reads it.
+func decoded(m serveropts.Message) *nacos.Payload {
+	p := new(nacos.Payload)
+	if err := serveropts.DecodePayload(m.Payload(), p); err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// send queues p on c, as sendKeyed does, without a coalescing key.
+func (c *conn) send(typ, requestID string, p *nacos.Payload, now time.Time) (*pendingRequest, error) {
+	m, err := serveropts.EncodeMessage(p)
+	if err != nil {
+		return nil, err
+	}
+	return c.sendKeyed(typ, "", requestID, m, now)
 }
 
 // payloadOf is the Payload an answer stands for, as a client reads it.
@@ -206,7 +224,7 @@ func TestRequestFailsFastOnAFullQueue(t *testing.T) {
 	release := make(chan struct{})
 	writing := make(chan struct{}, 1)
 	// A client that stopped reading: the write blocks until the test ends.
-	c := newConn("slow", "", time.Now(), func(*nacos.Payload) error {
+	c := newConn("slow", "", time.Now(), func(serveropts.Message) error {
 		select {
 		case writing <- struct{}{}:
 		default:

@@ -109,9 +109,10 @@ type Server struct {
 	sendMu        sync.Mutex
 	lastRequestID uint64 // of server-to-client requests; under sendMu
 
-	outboundBytes  atomic.Int64 // queued and being written, every connection
-	lastRefusedLog atomic.Int64 // unix nanoseconds
-	lastLabelsLog  atomic.Int64 // unix nanoseconds
+	outboundBytes  atomic.Int64               // queued and being written, every connection
+	writers        atomic.Pointer[writerPool] // set by Start
+	lastRefusedLog atomic.Int64               // unix nanoseconds
+	lastLabelsLog  atomic.Int64               // unix nanoseconds
 
 	mu    sync.RWMutex
 	conns map[string]*conn // connections that completed setup, by id
@@ -148,6 +149,7 @@ func New(cfg Config) *Server {
 		open:           s.openConnections,
 		outboundBytes:  s.outboundBytes.Load,
 		reading:        s.reading,
+		idleWriters:    func() int64 { return s.writers.Load().idleWriters() },
 		maxConnections: s.cfg.MaxConnections,
 	})
 	s.clientErrors = newClientErrors(s.log, s.metrics.clientErrorsSuppressed, s.metrics.clientErrorsEvicted)
@@ -179,6 +181,7 @@ func (s *Server) Start(context.Context) error {
 	}
 	s.lis.Listener = lis
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	s.writers.Store(newWriterPool(s.baseCtx.Done()))
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -289,7 +292,7 @@ func (st streamService) RequestBiStream(stream nacos.BiRequestStream_RequestBiSt
 // serveStream runs one client's bi-directional stream on grpc-go: this
 // goroutine reads; the server's requests are written by the connection.
 func (s *Server) serveStream(stream nacos.BiRequestStream_RequestBiStreamServer) error {
-	ss := s.newSession(stream.Context(), stream.Send)
+	ss := s.newSession(stream.Context(), func(m serveropts.Message) error { return stream.SendMsg(m) })
 	defer ss.Closed()
 	for {
 		p, err := stream.Recv()
@@ -319,7 +322,7 @@ type session struct {
 
 // newSession returns the session of a stream whose context carries its
 // connection's peer, and on which send writes.
-func (s *Server) newSession(ctx context.Context, send func(*nacos.Payload) error) *session {
+func (s *Server) newSession(ctx context.Context, send func(serveropts.Message) error) *session {
 	var addr string
 	if p, ok := peer.FromContext(ctx); ok {
 		addr = p.Addr.String()

@@ -2,11 +2,8 @@ package h2serve
 
 import (
 	"context"
-	"encoding/binary"
 
-	"google.golang.org/protobuf/proto"
-
-	"github.com/sextantd/sextant/proto/nacos"
+	"github.com/sextantd/sextant/core/remote/serveropts"
 )
 
 // Stream is a client's bi-stream, as the server writes to it.
@@ -19,17 +16,13 @@ type Stream struct {
 // and ends with the connection.
 func (s *Stream) Context() context.Context { return s.c.ctx }
 
-// Send writes p to the client, from any goroutine, one call at a time per
+// Send writes m to the client, from any goroutine, one call at a time per
 // stream: it waits while the client's flow-control windows are full, and
-// returns once p is handed to the connection (Options.WriteTimeout bounds
-// each write). It fails once the stream or its connection has ended.
-func (s *Stream) Send(p *nacos.Payload) error {
-	msg := make([]byte, 5, 5+proto.Size(p))
-	msg, err := proto.MarshalOptions{}.MarshalAppend(msg, p)
-	if err != nil {
-		return err
-	}
-	binary.BigEndian.PutUint32(msg[1:5], uint32(len(msg)-5))
+// returns once m is handed to the connection (Options.WriteTimeout bounds
+// each write). It fails once the stream or its connection has ended. m is
+// only read: one Message may be sent on many streams at once.
+func (s *Stream) Send(m serveropts.Message) error {
+	msg := m.Framed()
 	c, st := s.c, s.st
 	c.mu.Lock()
 	defer c.mu.Unlock()

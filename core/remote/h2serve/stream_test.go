@@ -96,6 +96,15 @@ func payload(typ string, body []byte) *nacos.Payload {
 	return &nacos.Payload{Metadata: &nacos.Metadata{Type: typ}, Body: &anypb.Any{Value: body}}
 }
 
+// message is payload(typ, body) encoded, as the server sends it.
+func message(typ string, body []byte) serveropts.Message {
+	m, err := serveropts.EncodeMessage(payload(typ, body))
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
 // TestTheServerWritesToABiStream: what other goroutines Send reaches the
 // client in order, messages larger than the client's windows included
 // (they wait for its WINDOW_UPDATEs), while unary calls go on.
@@ -118,7 +127,7 @@ func TestTheServerWritesToABiStream(t *testing.T) {
 	sent := make(chan error, 1)
 	go func() {
 		for i, n := range sizes {
-			if err := server.Send(payload("Push", bytes.Repeat([]byte{byte('a' + i)}, n))); err != nil {
+			if err := server.Send(message("Push", bytes.Repeat([]byte{byte('a' + i)}, n))); err != nil {
 				sent <- err
 				return
 			}
@@ -147,7 +156,7 @@ func TestTheServerWritesToABiStream(t *testing.T) {
 		t.Fatalf("after the client's end: %v, want io.EOF (status OK)", err)
 	}
 	<-p.closed
-	if err := server.Send(payload("Late", nil)); !errors.Is(err, errStreamEnded) {
+	if err := server.Send(message("Late", nil)); !errors.Is(err, errStreamEnded) {
 		t.Fatalf("a Send after the stream ended: %v, want errStreamEnded", err)
 	}
 }
@@ -195,7 +204,7 @@ func TestAStreamEndsWithItsConnection(t *testing.T) {
 	server := <-p.opened
 	sent := make(chan error, 1)
 	// The client never reads: a message past its windows waits.
-	go func() { sent <- server.Send(payload("Huge", make([]byte, 1<<20))) }()
+	go func() { sent <- server.Send(message("Huge", make([]byte, 1<<20))) }()
 	cc.Close()
 	<-p.closed
 	if err := <-sent; err == nil {
@@ -351,7 +360,7 @@ func TestTLS(t *testing.T) {
 	if err := client.Send(payload("ConnectionSetupRequest", nil)); err != nil {
 		t.Fatal(err)
 	}
-	if err := (<-p.opened).Send(payload("Push", []byte("pushed over tls"))); err != nil {
+	if err := (<-p.opened).Send(message("Push", []byte("pushed over tls"))); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := client.Recv(); err != nil || string(got.GetBody().GetValue()) != "pushed over tls" {
@@ -397,7 +406,7 @@ func TestAResetEndsAStream(t *testing.T) {
 	server := <-p.opened
 	reset()
 	<-p.closed
-	if err := server.Send(payload("Late", nil)); !errors.Is(err, errStreamEnded) {
+	if err := server.Send(message("Late", nil)); !errors.Is(err, errStreamEnded) {
 		t.Fatalf("a Send after the reset: %v, want errStreamEnded", err)
 	}
 	if _, err := call(ctx, cc, "Q", []byte("after")); err != nil {

@@ -59,9 +59,14 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	return DecodePayload(buf.ReadOnlyData(), p)
 }
 
+// Marshal writes an Answer by hand, a Message as it was encoded (the buffer
+// is shared, never freed), anything else with the protobuf codec.
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
-	if a, ok := v.(*Answer); ok {
-		return a.Encode(), nil
+	switch m := v.(type) {
+	case *Answer:
+		return m.Encode(), nil
+	case Message:
+		return mem.BufferSlice{mem.SliceBuffer(m.Payload())}, nil
 	}
 	return c.proto.Marshal(v)
 }
