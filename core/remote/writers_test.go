@@ -82,28 +82,28 @@ func TestIdleWritersAreKeptUpToTheLimit(t *testing.T) {
 func TestIdleWritersEnd(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		p := newTestPool(t, maxIdleWriters, 20*time.Millisecond)
-		gate, started := make(chan struct{}), make(chan struct{}, 1)
-		close(gate)
-		c := gatedConn(t, p, "c", gate, started)
-		if _, err := c.send("R", "1", &nacos.Payload{}, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-		<-started
-		waitFor(t, "the writer is idle", func() bool { return p.idleWriters() == 1 })
+		writeOnceAndIdle(t, p)
 		waitFor(t, "the idle writer ended", func() bool { return p.idleWriters() == 0 })
 	})
 	t.Run("stop", func(t *testing.T) {
 		stop := make(chan struct{})
 		p := newWriterPool(stop)
-		gate, started := make(chan struct{}), make(chan struct{}, 1)
-		close(gate)
-		c := gatedConn(t, p, "c", gate, started)
-		if _, err := c.send("R", "1", &nacos.Payload{}, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-		<-started
-		waitFor(t, "the writer is idle", func() bool { return p.idleWriters() == 1 })
+		writeOnceAndIdle(t, p)
 		close(stop)
 		waitFor(t, "the idle writer ended", func() bool { return p.idleWriters() == 0 })
 	})
+}
+
+// writeOnceAndIdle has p write one request and returns once its writer
+// waits for the next.
+func writeOnceAndIdle(t *testing.T, p *writerPool) {
+	t.Helper()
+	gate, started := make(chan struct{}), make(chan struct{}, 1)
+	close(gate)
+	c := gatedConn(t, p, "c", gate, started)
+	if _, err := c.send("R", "1", &nacos.Payload{}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	waitFor(t, "the writer is idle", func() bool { return p.idleWriters() == 1 })
 }
