@@ -12,12 +12,14 @@ import (
 	"github.com/sextantd/sextant/core/notify"
 )
 
-// newBenchRegistry returns a registry whose events are published to a bus
-// with no subscribers (publishing is then free, as when nothing listens).
+// newBenchRegistry returns a registry with the server's default limits
+// (core/config), whose events are published to a bus with no subscribers
+// (publishing is then free, as when nothing listens).
 func newBenchRegistry(b *testing.B) *Registry {
 	b.Helper()
 	bus := notify.New(notify.Config{})
-	return NewRegistry(Config{Limits: Limits{MaxNameLength: 512, MaxMetadataBytes: 16384, MaxBatchSize: 1000}, Bus: bus})
+	return NewRegistry(Config{Limits: Limits{MaxNameLength: 512, MaxMetadataBytes: 16384, MaxBatchSize: 1000,
+		MaxServicesPerClient: 1000, MaxInstancesPerClient: 10000, MaxSubscriptionsPerClient: 5000, MaxClustersPerFilter: 64}, Bus: bus})
 }
 
 // BenchmarkRegister registers instances from many clients over 100 services,

@@ -409,7 +409,7 @@ func (r *Registry) CountClients() ClientCounts {
 			}
 			if c.local() {
 				n.Local++
-				n.LocalInstances += c.instanceCount()
+				n.LocalInstances += c.published.count
 			}
 		}
 		c.mu.Unlock()

@@ -59,7 +59,7 @@ func (r *Registry) HTTPPublishers() []string {
 			continue
 		}
 		c.mu.Lock()
-		if c.alive && len(c.published) > 0 {
+		if c.alive && c.published.services() > 0 {
 			ids = append(ids, c.id)
 		}
 		c.mu.Unlock()
@@ -104,13 +104,13 @@ func (r *Registry) ReleaseHTTP(id, to string) (HTTPHandoff, bool) {
 	if c == nil || err != nil {
 		return HTTPHandoff{}, false
 	}
-	if len(c.published) == 0 || to == "" {
+	if c.published.services() == 0 || to == "" {
 		c.mu.Unlock()
 		return HTTPHandoff{}, false
 	}
 	now := r.now()
 	h := HTTPHandoff{Revision: c.revision}
-	for _, p := range c.published {
+	for _, p := range c.published.list {
 		svc := p.e.svc
 		for _, in := range p.insts {
 			h.Instances = append(h.Instances, HandoffInstance{Service: svc, Instance: in.export(svc), Silent: max(0, now.Sub(c.http.beats[svc]))})
@@ -124,7 +124,7 @@ func (r *Registry) ReleaseHTTP(id, to string) (HTTPHandoff, bool) {
 	for svc := range c.subscribed {
 		r.update(svc, func(e *entry) bool { return e.setSubscription(id, nil) })
 	}
-	c.alive, c.published, c.subscribed = false, nil, nil
+	c.alive, c.published, c.subscribed = false, publications{}, nil
 	c.mu.Unlock()
 	return h, true
 }
@@ -183,7 +183,7 @@ func (r *Registry) AdoptHTTP(ctx context.Context, id string, h *HTTPHandoff) (ad
 		}
 		nc := &client{id: id, alive: true, http: &httpState{beats: make(map[Service]time.Time), expires: make(map[Service]time.Time)}}
 		nc.mu.Lock()
-		var had []publication
+		var had publications
 		var revision uint64
 		if old != nil {
 			old.mu.Lock()
@@ -193,7 +193,7 @@ func (r *Registry) AdoptHTTP(ctx context.Context, id string, h *HTTPHandoff) (ad
 				continue // removed meanwhile: look again
 			}
 			had, revision = old.published, old.revision
-			old.alive, old.published, old.subscribed = false, nil, nil
+			old.alive, old.published, old.subscribed = false, publications{}, nil
 			old.mu.Unlock()
 		} else if !r.add(nc) {
 			nc.mu.Unlock()
@@ -202,7 +202,7 @@ func (r *Registry) AdoptHTTP(ctx context.Context, id string, h *HTTPHandoff) (ad
 		var changed []Service
 		if h == nil { // the replica's instances, as they are
 			nc.published = had
-			for _, p := range had {
+			for _, p := range had.list {
 				nc.http.beats[p.e.svc] = now
 			}
 		} else {
@@ -212,7 +212,7 @@ func (r *Registry) AdoptHTTP(ctx context.Context, id string, h *HTTPHandoff) (ad
 		}
 		// A revision its replicas do not have: they all take it again.
 		nc.revision = revision + 1
-		idle := len(nc.published) == 0
+		idle := nc.published.services() == 0
 		if idle {
 			nc.alive = false
 			r.remove(nc)
@@ -231,8 +231,8 @@ func (r *Registry) AdoptHTTP(ctx context.Context, id string, h *HTTPHandoff) (ad
 // adoptInstances makes want the instances of nc, an HTTP client whose lock
 // is held, in place of had, those of the client it replaces; it returns the
 // services whose instances changed.
-func (r *Registry) adoptInstances(nc *client, had []publication, want map[Service][]Instance) (changed []Service) {
-	for _, p := range had {
+func (r *Registry) adoptInstances(nc *client, had publications, want map[Service][]Instance) (changed []Service) {
+	for _, p := range had.list {
 		if _, kept := want[p.e.svc]; !kept {
 			r.update(p.e.svc, func(e *entry) bool { return e.setInstances(nc.id, nil) })
 			changed = append(changed, p.e.svc)
@@ -240,13 +240,13 @@ func (r *Registry) adoptInstances(nc *client, had []publication, want map[Servic
 	}
 	for svc, insts := range want {
 		stored := r.storer(nil, svc).storeAll(insts)
-		i, found := slices.BinarySearchFunc(had, svc, func(p publication, svc Service) int { return compareServices(p.e.svc, svc) })
-		if found && slices.EqualFunc(had[i].insts, stored, instance.equal) {
-			nc.setPublication(had[i].e, had[i].insts)
+		i, found := had.find(svc)
+		if found && slices.EqualFunc(had.list[i].insts, stored, instance.equal) {
+			nc.published.set(had.list[i].e, had.list[i].insts)
 			continue
 		}
 		r.update(svc, func(e *entry) bool {
-			nc.setPublication(e, stored)
+			nc.published.set(e, stored)
 			return e.setInstances(nc.id, stored)
 		})
 		changed = append(changed, svc)
@@ -282,7 +282,7 @@ func (r *Registry) MoveReplica(id, from, to string) bool {
 			c.mu.Unlock()
 			return false
 		}
-		c.alive, c.published, c.subscribed = false, nil, nil
+		c.alive, c.published, c.subscribed = false, publications{}, nil
 		nc.mu.Unlock()
 		c.mu.Unlock()
 		return true

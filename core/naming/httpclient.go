@@ -104,7 +104,7 @@ func (r *Registry) lockHTTPClient(id string, create bool) (*client, error) {
 // removeIfIdle removes c, an HTTP client whose lock is held, when it has no
 // instance and no subscription left, and reports whether it did.
 func (r *Registry) removeIfIdle(c *client) bool {
-	if len(c.published) > 0 || len(c.subscribed) > 0 {
+	if c.published.services() > 0 || len(c.subscribed) > 0 {
 		return false
 	}
 	c.alive = false
@@ -148,10 +148,10 @@ func (r *Registry) RegisterHTTP(ctx context.Context, field string, svc Service, 
 	if err != nil {
 		return err
 	}
-	if most := r.limits.MaxServicesPerClient; most > 0 && len(c.published) >= most && !c.publishes(svc) { // so not idle: it stays
+	if most := r.limits.MaxServicesPerClient; most > 0 && c.published.services() >= most && !c.publishes(svc) { // so not idle: it stays
 		c.mu.Unlock()
 		return overLimit("serviceName", LimitServicesPerClient,
-			"the client already has instances in %d services, the limit", len(c.published))
+			"the client already has instances in %d services, the limit", c.published.services())
 	}
 	// Over the limit, the client has instances: it is not idle and stays.
 	if err := r.checkInstancesAdded(c, "serviceName", svc, 1); err != nil {
@@ -450,7 +450,7 @@ func (r *Registry) HTTPClient(id string) (HTTPClientState, bool) {
 	}
 	defer c.mu.Unlock()
 	var s HTTPClientState
-	for _, p := range c.published {
+	for _, p := range c.published.list {
 		for _, in := range p.insts {
 			s.Beats = append(s.Beats, Beat{Service: p.e.svc, Instance: in.export(p.e.svc), Last: c.http.beats[p.e.svc]})
 		}

@@ -113,7 +113,7 @@ type client struct {
 	alive bool
 	// published holds the client's instances, by service: sorted by
 	// service, each publication's instances the slice its entry holds.
-	published  []publication
+	published  publications
 	subscribed map[Service]Subscription // nil until the client subscribes
 	revision   uint64                   // counts changes of what the client publishes
 	verified   time.Time                // a replicated client: when its owner last vouched for it
@@ -146,46 +146,13 @@ func (c *client) labelMap() map[string]string {
 	return c.labels.m
 }
 
-// find returns the index of c's publication of svc, or where it would be.
-func (c *client) find(svc Service) (int, bool) {
-	return slices.BinarySearchFunc(c.published, svc, func(p publication, svc Service) int { return compareServices(p.e.svc, svc) })
-}
-
 // instancesOf returns c's instances of svc.
-func (c *client) instancesOf(svc Service) []instance {
-	if i, ok := c.find(svc); ok {
-		return c.published[i].insts
-	}
-	return nil
-}
+func (c *client) instancesOf(svc Service) []instance { return c.published.of(svc) }
 
 // publishes reports whether c has instances of svc.
 func (c *client) publishes(svc Service) bool {
-	_, ok := c.find(svc)
+	_, ok := c.published.find(svc)
 	return ok
-}
-
-// instanceCount returns how many instances c has.
-func (c *client) instanceCount() int {
-	n := 0
-	for _, p := range c.published {
-		n += len(p.insts)
-	}
-	return n
-}
-
-// setPublication makes insts c's instances of e's service.
-func (c *client) setPublication(e *entry, insts []instance) {
-	i, ok := c.find(e.svc)
-	switch {
-	case len(insts) == 0 && ok:
-		c.published = slices.Delete(c.published, i, i+1)
-	case len(insts) == 0:
-	case ok:
-		c.published[i].insts = insts
-	default:
-		c.published = slices.Insert(c.published, i, publication{e: e, insts: insts})
-	}
 }
 
 // subscribe records c's subscription to svc.
@@ -199,8 +166,8 @@ func (c *client) subscribe(svc Service, sub Subscription) {
 // storer returns a storer of c's instances of svc (c nil: of no client).
 func (r *Registry) storer(c *client, svc Service) *storer {
 	s := &storer{shapes: r.shapes, recent: &r.recentShape, svc: svc, last: r.recentShape.Load()}
-	if c != nil && len(c.published) > 0 {
-		s.ip = c.published[0].insts[0].ip
+	if c != nil && c.published.services() > 0 {
+		s.ip = c.published.list[0].insts[0].ip
 	}
 	return s
 }
@@ -334,15 +301,15 @@ func (r *Registry) disconnectIf(ctx context.Context, id string, want *client, re
 	r.mu.Unlock()
 	c.mu.Lock()
 	c.alive = false
-	changed := make([]Service, 0, len(c.published))
-	for _, p := range c.published {
+	changed := make([]Service, 0, c.published.services())
+	for _, p := range c.published.list {
 		r.update(p.e.svc, func(e *entry) bool { return e.setInstances(c.id, nil) })
 		changed = append(changed, p.e.svc)
 	}
 	for svc := range c.subscribed {
 		r.update(svc, func(e *entry) bool { return e.setSubscription(c.id, nil) })
 	}
-	c.published, c.subscribed = nil, nil
+	c.published, c.subscribed = publications{}, nil
 	local := c.local()
 	c.mu.Unlock()
 	cause := CauseLocal
@@ -446,10 +413,10 @@ func (r *Registry) setInstances(ctx context.Context, clientID, field string, svc
 	if err != nil {
 		return err
 	}
-	if most := r.limits.MaxServicesPerClient; most > 0 && len(c.published) >= most && !c.publishes(svc) {
+	if most := r.limits.MaxServicesPerClient; most > 0 && c.published.services() >= most && !c.publishes(svc) {
 		c.mu.Unlock()
 		return overLimit("serviceName", LimitServicesPerClient,
-			"the client already has instances in %d services, the limit", len(c.published))
+			"the client already has instances in %d services, the limit", c.published.services())
 	}
 	if err := r.checkInstancesAdded(c, field, svc, len(insts)); err != nil {
 		c.mu.Unlock()
@@ -468,7 +435,7 @@ func (r *Registry) checkInstancesAdded(c *client, field string, svc Service, n i
 	if added <= 0 || r.limits.MaxInstancesPerClient <= 0 {
 		return nil
 	}
-	return r.limits.CheckInstancesPerClient(field, c.instanceCount()+added) // of at most MaxServicesPerClient services
+	return r.limits.CheckInstancesPerClient(field, c.published.count+added) // of at most MaxServicesPerClient services
 }
 
 // commitInstances records insts as c's instances of svc, in c and in the
@@ -478,7 +445,7 @@ func (r *Registry) commitInstances(c *client, svc Service, insts []instance) {
 		c.revision++
 	}
 	r.update(svc, func(e *entry) bool {
-		c.setPublication(e, insts)
+		c.published.set(e, insts)
 		return e.setInstances(c.id, insts)
 	})
 }

@@ -95,8 +95,8 @@ func (c *client) data() ClientData {
 
 // exportPublished returns c's instances as callers see them, by service.
 func (c *client) exportPublished() map[Service][]Instance {
-	out := make(map[Service][]Instance, len(c.published))
-	for _, p := range c.published {
+	out := make(map[Service][]Instance, c.published.services())
+	for _, p := range c.published.list {
 		out[p.e.svc] = exportAll(p.e.svc, p.insts)
 	}
 	return out
@@ -447,8 +447,8 @@ func (r *Registry) applyTo(c *client, d ClientData, now time.Time, changed map[S
 		}
 		st.svc = svc
 		stored := st.storeAll(insts)
-		if i, ok := c.find(svc); ok && slices.EqualFunc(c.published[i].insts, stored, instance.equal) {
-			pubs = append(pubs, c.published[i])
+		if i, ok := c.published.find(svc); ok && slices.EqualFunc(c.published.list[i].insts, stored, instance.equal) {
+			pubs = append(pubs, c.published.list[i])
 			continue
 		}
 		r.update(svc, func(e *entry) bool {
@@ -457,14 +457,14 @@ func (r *Registry) applyTo(c *client, d ClientData, now time.Time, changed map[S
 		})
 		changed[svc] = struct{}{}
 	}
-	for _, p := range c.published {
+	for _, p := range c.published.list {
 		if len(d.Services[p.e.svc]) == 0 {
 			r.update(p.e.svc, func(e *entry) bool { return e.setInstances(c.id, nil) })
 			changed[p.e.svc] = struct{}{}
 		}
 	}
 	slices.SortFunc(pubs, func(a, b publication) int { return compareServices(a.e.svc, b.e.svc) })
-	c.published = pubs
+	c.published = newPublications(pubs)
 	c.revision, c.verified = d.Revision, now
 }
 
@@ -618,7 +618,7 @@ func (r *Registry) Expire(ctx context.Context, cutoff func(owner string) time.Ti
 			}
 			out.Owners[c.owner]++
 			expired = append(expired, c)
-			for _, p := range c.published {
+			for _, p := range c.published.list {
 				lost[p.e.svc] += len(p.insts)
 			}
 		}
