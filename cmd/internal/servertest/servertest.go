@@ -1,6 +1,7 @@
 // Package servertest builds the sextant binary and runs it for end-to-end
 // tests: each server gets free ports and its own data directory, is awaited
 // until ready, and is stopped (and checked to exit cleanly) when the test ends.
+// Eventually awaits what a test expects of such a server.
 package servertest
 
 import (

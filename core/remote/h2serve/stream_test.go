@@ -60,6 +60,15 @@ func (r pusherStream) Receive(m *nacos.Payload) error {
 
 func (r pusherStream) Closed() { r.p.closed <- struct{}{} }
 
+// servePusher serves a pusher's bi-streams, and echo's calls, with o until
+// the test ends, and returns the pusher and a client of the server.
+func servePusher(t *testing.T, o Options) (*pusher, *grpc.ClientConn) {
+	t.Helper()
+	p := newPusher()
+	_, addr := serve(t, Handlers{Unary: (&echo{}).unary, Stream: p.stream}, o)
+	return p, dial(t, addr)
+}
+
 // serve runs a Server with h on a loopback listener until the test ends.
 func serve(t *testing.T, h Handlers, o Options) (*Server, string) {
 	t.Helper()
@@ -105,23 +114,28 @@ func message(typ string, body []byte) serveropts.Message {
 	return m
 }
 
-// TestTheServerWritesToABiStream: what other goroutines Send reaches the
-// client in order, messages larger than the client's windows included
-// (they wait for its WINDOW_UPDATEs), while unary calls go on.
-func TestTheServerWritesToABiStream(t *testing.T) {
-	p := newPusher()
-	e := &echo{}
-	_, addr := serve(t, Handlers{Unary: e.unary, Stream: p.stream}, Options{MaxMessageSize: 4 << 20})
-	cc := dial(t, addr)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+// openStream opens a bi-stream on cc, for as long as ctx lasts, and sends
+// first on it.
+func openStream(t *testing.T, ctx context.Context, cc *grpc.ClientConn, first *nacos.Payload) grpc.BidiStreamingClient[nacos.Payload, nacos.Payload] {
+	t.Helper()
 	client, err := nacos.NewBiRequestStreamClient(cc).RequestBiStream(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := client.Send(payload("ConnectionSetupRequest", nil)); err != nil {
+	if err := client.Send(first); err != nil {
 		t.Fatal(err)
 	}
+	return client
+}
+
+// TestTheServerWritesToABiStream: what other goroutines Send reaches the
+// client in order, messages larger than the client's windows included
+// (they wait for its WINDOW_UPDATEs), while unary calls go on.
+func TestTheServerWritesToABiStream(t *testing.T) {
+	p, cc := servePusher(t, Options{MaxMessageSize: 4 << 20})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	client := openStream(t, ctx, cc, payload("ConnectionSetupRequest", nil))
 	server := <-p.opened
 	sizes := []int{10, 70_000, 200_000, 5, 1 << 20}
 	sent := make(chan error, 1)
@@ -164,19 +178,10 @@ func TestTheServerWritesToABiStream(t *testing.T) {
 // TestAReceiverErrorEndsTheStreamWithItsText: the client sees UNKNOWN and
 // the error's text; the Receiver is told the stream ended.
 func TestAReceiverErrorEndsTheStreamWithItsText(t *testing.T) {
-	p := newPusher()
-	_, addr := serve(t, Handlers{Unary: (&echo{}).unary, Stream: p.stream}, Options{MaxMessageSize: 1 << 20})
-	cc := dial(t, addr)
+	p, cc := servePusher(t, Options{MaxMessageSize: 1 << 20})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client, err := nacos.NewBiRequestStreamClient(cc).RequestBiStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := client.Send(payload("Refuse", []byte("bad setup"))); err != nil {
-		t.Fatal(err)
-	}
-	_, err = client.Recv()
+	_, err := openStream(t, ctx, cc, payload("Refuse", []byte("bad setup"))).Recv()
 	if status.Code(err) != codes.Unknown || !strings.Contains(err.Error(), "refused: bad setup") {
 		t.Fatalf("%v, want Unknown with the receiver's text", err)
 	}
@@ -186,21 +191,10 @@ func TestAReceiverErrorEndsTheStreamWithItsText(t *testing.T) {
 // TestAStreamEndsWithItsConnection: a client that goes away ends its
 // stream; a Send waiting for a window it will never get fails.
 func TestAStreamEndsWithItsConnection(t *testing.T) {
-	p := newPusher()
-	_, addr := serve(t, Handlers{Unary: (&echo{}).unary, Stream: p.stream}, Options{MaxMessageSize: 1 << 20})
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, cc := servePusher(t, Options{MaxMessageSize: 1 << 20})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client, err := nacos.NewBiRequestStreamClient(cc).RequestBiStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := client.Send(payload("ConnectionSetupRequest", nil)); err != nil {
-		t.Fatal(err)
-	}
+	openStream(t, ctx, cc, payload("ConnectionSetupRequest", nil))
 	server := <-p.opened
 	sent := make(chan error, 1)
 	// The client never reads: a message past its windows waits.
@@ -353,13 +347,7 @@ func TestTLS(t *testing.T) {
 	if got, err := call(ctx, cc, "Q", []byte("over tls")); err != nil || string(got.GetBody().GetValue()) != "over tls" {
 		t.Fatalf("a call over TLS: %v", err)
 	}
-	client, err := nacos.NewBiRequestStreamClient(cc).RequestBiStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := client.Send(payload("ConnectionSetupRequest", nil)); err != nil {
-		t.Fatal(err)
-	}
+	client := openStream(t, ctx, cc, payload("ConnectionSetupRequest", nil))
 	if err := (<-p.opened).Send(message("Push", []byte("pushed over tls"))); err != nil {
 		t.Fatal(err)
 	}
@@ -389,20 +377,11 @@ func TestTLS(t *testing.T) {
 // TestAResetEndsAStream: a client that cancels its bi-stream (RST_STREAM)
 // ends it, its Receiver is told, and the connection serves on.
 func TestAResetEndsAStream(t *testing.T) {
-	p := newPusher()
-	e := &echo{}
-	_, addr := serve(t, Handlers{Unary: e.unary, Stream: p.stream}, Options{MaxMessageSize: 1 << 20})
-	cc := dial(t, addr)
+	p, cc := servePusher(t, Options{MaxMessageSize: 1 << 20})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	streamCtx, reset := context.WithCancel(ctx)
-	client, err := nacos.NewBiRequestStreamClient(cc).RequestBiStream(streamCtx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := client.Send(payload("ConnectionSetupRequest", nil)); err != nil {
-		t.Fatal(err)
-	}
+	openStream(t, streamCtx, cc, payload("ConnectionSetupRequest", nil))
 	server := <-p.opened
 	reset()
 	<-p.closed
@@ -461,14 +440,8 @@ func TestAStreamsStatusGoesOutBeforeItsReceiverCloses(t *testing.T) {
 	cc := dial(t, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client, err := nacos.NewBiRequestStreamClient(cc).RequestBiStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := client.Send(payload("ConnectionSetupRequest", nil)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err = client.Recv(); status.Code(err) != codes.Unknown || status.Convert(err).Message() != "setup refused" {
+	client := openStream(t, ctx, cc, payload("ConnectionSetupRequest", nil))
+	if _, err := client.Recv(); status.Code(err) != codes.Unknown || status.Convert(err).Message() != "setup refused" {
 		t.Fatalf("%v, want Unknown \"setup refused\"", err)
 	}
 }

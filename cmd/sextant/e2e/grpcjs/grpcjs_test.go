@@ -178,11 +178,11 @@ func runClient(t *testing.T, srv *servertest.Server, node, modules, svc string) 
 
 	// The client closed its stream and channel: the server drops the
 	// connection and, with it, the client's ephemeral instances.
-	eventually(t, "the closed client's instances are gone", func() (bool, string) {
+	servertest.Eventually(t, awaitTimeout, "the closed client's instances are gone", func() (bool, string) {
 		a, b := instanceList(t, srv, svc), instanceList(t, srv, svc+"-big")
 		return len(a) == 0 && len(b) == 0, fmt.Sprintf("%s: %v; %s-big: %d hosts", svc, a, svc, len(b))
 	})
-	eventually(t, "the server holds no connection", func() (bool, string) {
+	servertest.Eventually(t, awaitTimeout, "the server holds no connection", func() (bool, string) {
 		n := srv.Metric(t, "sextant_connections")
 		return n == 0, fmt.Sprintf("sextant_connections %v", n)
 	})
@@ -214,7 +214,7 @@ func checkConnected(t *testing.T, srv *servertest.Server, svc string, acks int) 
 	}
 	// The server counts an acknowledgement once it has read it from the
 	// stream, which may be after the client went on.
-	eventually(t, fmt.Sprintf("the server counts %d acknowledged pushes", acks), func() (bool, string) {
+	servertest.Eventually(t, awaitTimeout, fmt.Sprintf("the server counts %d acknowledged pushes", acks), func() (bool, string) {
 		n := srv.Metric(t, pushesAcked)
 		return n >= float64(acks), fmt.Sprintf("%s %v", pushesAcked, n)
 	})
@@ -322,23 +322,6 @@ func installModules(t *testing.T) string {
 	}
 	t.Logf("installed the npm packages into %s in %v", dir, time.Since(start).Round(time.Millisecond))
 	return modules
-}
-
-// eventually polls cond until it holds, failing the test after awaitTimeout
-// with cond's last description of what it saw.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(awaitTimeout)
-	for {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting until %s; last saw: %s", awaitTimeout, what, seen)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func last(s []string) string {

@@ -152,7 +152,7 @@ func (c *rawConn) openStream(t *testing.T, setup bool) {
 		"clientVersion": "test",
 		"labels":        map[string]string{"source": "sdk", "module": "naming"},
 	})
-	eventually(t, "the connection is set up", func() (bool, string) {
+	servertest.Eventually(t, awaitTimeout, "the connection is set up", func() (bool, string) {
 		r := c.call(t, "HealthCheckRequest", map[string]any{}, nil)
 		return r.ErrorCode != 301, r.String()
 	})
@@ -469,23 +469,6 @@ func requireIncreasingIDs(t *testing.T, what string, reqs []*serverRequest) {
 	if inversions != nil {
 		t.Errorf("%s: of %d server requests, %d have a requestId not above the one before: %s",
 			what, len(reqs), len(inversions), strings.Join(inversions, "; "))
-	}
-}
-
-// eventually polls cond until it holds, failing the test after awaitTimeout
-// with cond's last description of what it saw.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(awaitTimeout)
-	for {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s; last saw: %s", what, seen)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

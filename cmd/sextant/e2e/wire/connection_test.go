@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/sextantd/sextant/cmd/internal/servertest"
 )
 
 // TestServerCheckAnswersConnectionID checks ServerCheckRequest's answer: a
@@ -112,7 +114,7 @@ func TestSilentConnectionIsDropped(t *testing.T) {
 	}
 
 	// The keeper answers its probes and stays, with its instance.
-	eventually(t, "the keeper has answered 2 probes", func() (bool, string) {
+	servertest.Eventually(t, awaitTimeout, "the keeper has answered 2 probes", func() (bool, string) {
 		n := keeper.count(typeDetection)
 		return n >= 2, strconv.Itoa(n) + " probes"
 	})
@@ -141,7 +143,7 @@ func TestClosedConnectionIsRemoved(t *testing.T) {
 		{"stream cancelled", func(c *rawConn) { c.cancelStream() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			eventually(t, "the connections of earlier subtests are gone", func() (bool, string) {
+			servertest.Eventually(t, awaitTimeout, "the connections of earlier subtests are gone", func() (bool, string) {
 				nc, ns := int(srv.Metric(t, "sextant_clients")), int(srv.Metric(t, "sextant_subscribers"))
 				return nc == 0 && ns == 0, "clients " + strconv.Itoa(nc) + " subscribers " + strconv.Itoa(ns)
 			})
@@ -168,7 +170,7 @@ func TestClosedConnectionIsRemoved(t *testing.T) {
 			if got := watcher.query(t, svc); len(got.Hosts) != 0 {
 				t.Errorf("query after close: want no hosts, got %s", describe(got.Hosts))
 			}
-			eventually(t, "the closed client and its 2 subscriptions are gone", func() (bool, string) {
+			servertest.Eventually(t, awaitTimeout, "the closed client and its 2 subscriptions are gone", func() (bool, string) {
 				nc, ns := int(srv.Metric(t, "sextant_clients")), int(srv.Metric(t, "sextant_subscribers"))
 				return nc == clients-1 && ns == subs-2,
 					"clients " + strconv.Itoa(nc) + " subscribers " + strconv.Itoa(ns) +

@@ -54,7 +54,7 @@ func setUpUnread(t *testing.T, srv *servertest.Server) *rawConn {
 	if err := stream.Send(&nacos.Payload{Metadata: &nacos.Metadata{Type: "ConnectionSetupRequest"}, Body: &anypb.Any{Value: setup}}); err != nil {
 		t.Fatalf("sending ConnectionSetupRequest: %v", err)
 	}
-	eventually(t, "the unread connection is set up", func() (bool, string) {
+	servertest.Eventually(t, awaitTimeout, "the unread connection is set up", func() (bool, string) {
 		r := c.call(t, "HealthCheckRequest", map[string]any{}, nil)
 		return r.ErrorCode != 301, r.String()
 	})
@@ -125,7 +125,7 @@ func TestLimitOutboundBudget(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, "the unread connection is closed for its outbound budget", func() (bool, string) {
+	servertest.Eventually(t, awaitTimeout, "the unread connection is closed for its outbound budget", func() (bool, string) {
 		n := srv.Metric(t, closedFor("outbound_budget"))
 		return n == 1, fmt.Sprintf("%v closed", n)
 	})
@@ -259,7 +259,7 @@ func TestLimitMaxConnections(t *testing.T) {
 	// A place freed is taken again.
 	third.close()
 	var again *rawConn
-	eventually(t, "a new client is served once one has gone", func() (bool, string) {
+	servertest.Eventually(t, awaitTimeout, "a new client is served once one has gone", func() (bool, string) {
 		again, err = tryDial(t, srv)
 		return err == nil, fmt.Sprint(err)
 	})
