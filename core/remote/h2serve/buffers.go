@@ -122,7 +122,16 @@ func (in *inbox) release() {
 type outbox struct {
 	nc      net.Conn
 	timeout time.Duration
-	buf     *[]byte
+	// lasting lets the write deadline stay set between writes, as on a
+	// plaintext connection, where only these writes meet it; it is then
+	// moved on only once a tenth of the timeout has passed since it was set
+	// (a timer change per write was 5 % of a push's CPU). TLS may write on
+	// its own, from a read (an answer to a KeyUpdate), and must not meet a
+	// deadline long past: without lasting the deadline is cleared after
+	// each write.
+	lasting  bool
+	deadline time.Time // the write deadline set, while lasting
+	buf      *[]byte
 }
 
 // Write adds p to what flush sends, sending first what would not fit.
@@ -161,16 +170,19 @@ func (o *outbox) send() error {
 	return err
 }
 
-// write writes p to the connection within the timeout.
-// The deadline is cleared after: TLS may write on its own, from a read
-// (an answer to a KeyUpdate), and must not meet a deadline long past.
+// write writes p to the connection within the timeout (less a tenth at
+// most, while lasting).
 func (o *outbox) write(p []byte) (int, error) {
 	if o.timeout <= 0 {
 		return o.nc.Write(p)
 	}
-	_ = o.nc.SetWriteDeadline(time.Now().Add(o.timeout))
+	now := time.Now()
+	if !o.lasting || o.deadline.Sub(now) < o.timeout-o.timeout/10 {
+		o.deadline = now.Add(o.timeout)
+		_ = o.nc.SetWriteDeadline(o.deadline)
+	}
 	n, err := o.nc.Write(p)
-	if err == nil {
+	if err == nil && !o.lasting {
 		_ = o.nc.SetWriteDeadline(time.Time{})
 	}
 	return n, err

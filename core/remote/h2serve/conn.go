@@ -104,7 +104,7 @@ func (s *Server) open(nc net.Conn) *conn {
 		peerWindow: defaultWindow,
 		peerFrame:  16 << 10,
 	}
-	c.out = &outbox{nc: hc, timeout: s.o.WriteTimeout}
+	c.out = &outbox{nc: hc, timeout: s.o.WriteTimeout, lasting: s.tls == nil}
 	c.wake = sync.NewCond(&c.mu)
 	c.fr = http2.NewFramer(c.out, c.in)
 	c.fr.SetReuseFrames()

@@ -126,7 +126,8 @@ type Options struct {
 	// returns). nil serves plaintext (h2c with prior knowledge, as gRPC).
 	TLS *tls.Config
 	// WriteTimeout bounds each write to a connection: a client that does
-	// not read for this long loses it. 0 is none.
+	// not read for this long (on plaintext, for a tenth less at the least)
+	// loses it. 0 is none.
 	WriteTimeout time.Duration
 	// MinPingInterval is how often a client may PING with no data sent to
 	// it in between: more than maxPingStrikes PINGs closer than this close
