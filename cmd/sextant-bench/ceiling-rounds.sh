@@ -4,7 +4,8 @@
 # freshly started, and prints one line per run: the rate, and the CPU per
 # request of the server and of the generator. The generator does the same
 # work whatever it talks to, so server_us / gen_us compares runs across the
-# VM's changes of speed. Needs curl and jq.
+# VM's changes of speed. TRANSPORT (grpc, the default, or h2) is the client
+# port's transport of all three. Needs curl and jq.
 #
 #   go build -o DIR/before ./cmd/sextant    (in the checkout to compare with)
 #   go build -o DIR/after ./cmd/sextant && go build -o DIR/bench ./cmd/sextant-bench
@@ -16,10 +17,10 @@ port=20848
 for round in $(seq $R); do
   for who in ceiling before after; do
     if [ $who = ceiling ]; then
-      $B/bench serve-ceiling --port $port >/dev/null 2>&1 & pid=$!
+      $B/bench serve-ceiling --port $port --transport ${TRANSPORT:-grpc} >/dev/null 2>&1 & pid=$!
       skip="--skip-check"
     else
-      d=$(mktemp -d); $B/$who server --port $port --data-dir $d >/dev/null 2>&1 & pid=$!
+      d=$(mktemp -d); SEXTANT_REMOTE_TRANSPORT=${TRANSPORT:-grpc} $B/$who server --port $port --data-dir $d >/dev/null 2>&1 & pid=$!
       skip=""
     fi
     for i in $(seq 100); do curl -sf localhost:$port/nacos/v1/console/health/readiness >/dev/null 2>&1 && break; sleep 0.1; done
