@@ -135,7 +135,10 @@ func (s *Server) open(nc net.Conn) *conn {
 		c.abandon()
 		return nil
 	}
+	// The preface's deadline ends, and with it the write deadline the
+	// outbox set for the SETTINGS: the outbox must set its own again.
 	_ = nc.SetDeadline(time.Time{})
+	c.out.deadline = time.Time{}
 	return c
 }
 

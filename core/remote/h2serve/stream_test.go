@@ -526,3 +526,36 @@ func TestStopWhileConnectionsOpen(t *testing.T) {
 		}
 	}
 }
+
+// A Send right after the connection opened, to a client that granted
+// large windows and then stops reading, fails within WriteTimeout: the
+// write deadline the SETTINGS set, cleared with the preface's, is set again.
+func TestAWriteRightAfterOpenHasItsDeadline(t *testing.T) {
+	t.Parallel()
+	const timeout = 5 * time.Second // a write within its first tenth after open is the case
+	p := newPusher()
+	_, addr := serve(t, Handlers{Unary: (&echo{}).unary, Stream: p.stream}, Options{MaxMessageSize: 1 << 20, WriteTimeout: timeout})
+	c := rawDial(t, addr)
+	if err := c.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.fr.WriteWindowUpdate(0, 1<<31-1-65535); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headerBlock(":method", "POST", ":path", StreamPath), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	s := <-p.opened
+	sent := make(chan error, 1)
+	go func() { sent <- s.Send(message("Huge", make([]byte, 64<<20))) }()
+	select {
+	case err := <-sent:
+		if err == nil {
+			t.Fatal("64 MiB sent to a client that reads nothing")
+		}
+	case <-time.After(3 * timeout):
+		c.nc.Close()
+		<-sent
+		t.Fatalf("Send still blocked %v after it began (WriteTimeout %v)", 3*timeout, timeout)
+	}
+}
