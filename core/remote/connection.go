@@ -110,7 +110,7 @@ var (
 // that would go over it closes the connection, except that a message larger
 // than the budget is accepted when nothing else is queued (one push of a huge
 // service must not close every subscriber of it). And each write must
-// complete within writeTimeout, or the connection is closed: the message
+// complete within the write timeout (clock), or the connection is closed: the message
 // being written is bounded by that, not by the budget.
 type conn struct {
 	id   string
@@ -127,8 +127,8 @@ type conn struct {
 	brokenWrite func(error)
 
 	// Limits, set before the first send; zero means none.
-	budget       int           // bytes queued and not yet written
-	writeTimeout time.Duration // per write
+	budget int         // bytes queued and not yet written
+	clock  *writeClock // bounds each write; nil for no timeout
 	// outbound is the server's total of bytes queued and being written on
 	// every connection (nil: not counted).
 	outbound *atomic.Int64
@@ -269,15 +269,15 @@ func (c *conn) drain() {
 	}
 }
 
-// timedWrite writes m, closing the connection if that takes longer than
-// writeTimeout: a stream Send blocks while the client does not read.
+// timedWrite writes m, closing the connection if that takes longer than the
+// write timeout: a stream Send blocks while the client does not read.
 func (c *conn) timedWrite(m serveropts.Message) error {
-	if c.writeTimeout <= 0 {
+	if c.clock == nil {
 		return c.write(m)
 	}
-	timer := time.AfterFunc(c.writeTimeout, func() { c.abort(errWriteTimeout) })
+	c.clock.begin()
 	err := c.write(m)
-	if !timer.Stop() && err == nil {
+	if c.clock.end() && err == nil {
 		err = errWriteTimeout
 	}
 	return err
@@ -309,6 +309,9 @@ func (c *conn) shut(cause error) map[string]*pendingRequest {
 		return nil
 	}
 	c.closed, c.cause = true, cause
+	if c.clock != nil {
+		c.clock.stop()
+	}
 	c.addQueued(-c.queued)
 	pending := c.pending
 	c.pending, c.queue = nil, nil

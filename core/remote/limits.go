@@ -88,7 +88,10 @@ func httpConnectionsFor(nofile uint64, maxConnections int) int {
 // server's limits; broken closes it (see conn.brokenWrite).
 func (s *Server) newStreamConn(id, addr string, write func(serveropts.Message) error, broken func(error)) *conn {
 	c := newConn(id, addr, time.Now(), write, broken)
-	c.budget, c.writeTimeout, c.outbound = s.cfg.MaxOutboundBytes, s.cfg.WriteTimeout, &s.outboundBytes
+	c.budget, c.outbound = s.cfg.MaxOutboundBytes, &s.outboundBytes
+	if s.cfg.WriteTimeout > 0 {
+		c.clock = &writeClock{timeout: s.cfg.WriteTimeout, expire: func() { c.abort(errWriteTimeout) }}
+	}
 	c.writers = s.writers.Load()
 	return c
 }
