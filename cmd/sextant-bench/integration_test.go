@@ -287,12 +287,12 @@ func TestScenariosAgainstSextant(t *testing.T) {
 			if got := figure(t, r, "beats answered 10200"); got != 100 {
 				t.Errorf("%v%% of the beats answered 10200", got)
 			}
-			light, wantLight := figure(t, r, "light beats (without the beat JSON)"), 100.0
-			if full {
-				wantLight = 0
-			}
-			if light != wantLight {
-				t.Errorf("%v%% light beats, want %v%%", light, wantLight)
+			// Beats are sent on a schedule, not after the previous answer: a
+			// client whose answer enabling light beats is still on its way
+			// (the race detector and a loaded CI) beats in full once more.
+			light := figure(t, r, "light beats (without the beat JSON)")
+			if full && light != 0 || !full && light < 95 {
+				t.Errorf("%v%% light beats with --full-beats=%v", light, full)
 			}
 			if figure(t, r, "instances kept alive") != 200 || figure(t, r, "server CPU per beat") <= 0 || len(r.Checks) != 1 {
 				t.Errorf("figures %+v, checks %+v", r.Figures, r.Checks)
