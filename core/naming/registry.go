@@ -108,12 +108,10 @@ type client struct {
 	labels *labelSet // nil for none
 	// owner is the node responsible for a replicated client (its HTTP
 	// address); "" for a client of this node.
-	owner string
-	mu    sync.Mutex
-	alive bool
-	// published holds the client's instances, by service: sorted by
-	// service, each publication's instances the slice its entry holds.
-	published  publications
+	owner      string
+	mu         sync.Mutex
+	alive      bool
+	published  publications             // the client's instances, by service
 	subscribed map[Service]Subscription // nil until the client subscribes
 	revision   uint64                   // counts changes of what the client publishes
 	verified   time.Time                // a replicated client: when its owner last vouched for it

@@ -110,8 +110,8 @@ var (
 // that would go over it closes the connection, except that a message larger
 // than the budget is accepted when nothing else is queued (one push of a huge
 // service must not close every subscriber of it). And each write must
-// complete within the write timeout (clock), or the connection is closed: the message
-// being written is bounded by that, not by the budget.
+// complete within the write timeout (clock), or the connection is closed:
+// the message being written is bounded by that, not by the budget.
 type conn struct {
 	id   string
 	addr string // the client's ip:port, as the listener knows it
@@ -153,7 +153,6 @@ type outbound struct {
 	m         serveropts.Message
 	key       string // coalescing key; "" never coalesces
 	requestID string
-	size      int
 }
 
 type pendingRequest struct {
@@ -191,7 +190,7 @@ func (c *conn) sendKeyed(typ, key, requestID string, m serveropts.Message, now t
 		if i := slices.IndexFunc(c.queue, func(o *outbound) bool { return o.key == key }); i >= 0 {
 			old := c.queue[i]
 			c.queue = slices.Delete(c.queue, i, i+1)
-			c.addQueued(-old.size)
+			c.addQueued(-len(old.m))
 			superseded = c.pending[old.requestID]
 			delete(c.pending, old.requestID)
 		}
@@ -217,7 +216,7 @@ func (c *conn) sendKeyed(typ, key, requestID string, m serveropts.Message, now t
 		c.pending = make(map[string]*pendingRequest)
 	}
 	c.pending[requestID] = pr
-	c.queue = append(c.queue, &outbound{m: m, key: key, requestID: requestID, size: size})
+	c.queue = append(c.queue, &outbound{m: m, key: key, requestID: requestID})
 	c.addQueued(size)
 	if !c.writing {
 		c.writing = true
@@ -258,10 +257,10 @@ func (c *conn) drain() {
 		if len(c.queue) == 0 {
 			c.queue = nil // let the backing array go
 		}
-		c.queued -= o.size // still counted in outbound until written
+		c.queued -= len(o.m) // still counted in outbound until written
 		c.mu.Unlock()
 		err := c.timedWrite(o.m)
-		c.addOutbound(-o.size)
+		c.addOutbound(-len(o.m))
 		if err != nil {
 			c.abort(err)
 			return
